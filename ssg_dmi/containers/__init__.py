@@ -1,0 +1,110 @@
+"""Lossless metadata surgery, one small module per container format.
+
+Every module exposes the same two functions:
+
+``read(data: bytes) -> Metadata``
+    The XMP packet and EXIF block the file carries, found by walking its container
+    structure (no pixel decoding).
+
+``write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes``
+    The same file with every existing EXIF and XMP block removed and exactly one of each
+    written in their place (``exif=None`` writes none). Pixels and colour data (ICC
+    profiles, JPEG Adobe/JFIF segments, PNG colour chunks, animation) are kept byte for
+    byte. Embedded previews and secondary images (JPEG MPF, trailers after EOI) and
+    IPTC-IIM blocks and comments are removed unless ``keep_other`` is true, in which case
+    IPTC-IIM and comments/text are kept (previews never are). ``write`` is idempotent:
+    ``write(write(d, x, e), x, e) == write(d, x, e)``.
+
+Malformed containers raise :class:`ssg_dmi.errors.ContainerError` with a one-line reason.
+``exif`` is a TIFF-structured EXIF block (starting ``II*\\0`` or ``MM\\0*``) without the
+JPEG ``Exif\\0\\0`` prefix; ``xmp`` is a complete UTF-8 XMP packet.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from types import ModuleType
+
+
+class Format(enum.StrEnum):
+    """Image container formats ssg-dmi handles."""
+
+    JPEG = "jpeg"
+    PNG = "png"
+    WEBP = "webp"
+    GIF = "gif"
+    TIFF = "tiff"
+    AVIF = "avif"
+    SVG = "svg"
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """The metadata blocks a container holds."""
+
+    xmp: bytes | None = None
+    exif: bytes | None = None
+
+
+EXTENSIONS: dict[str, Format] = {
+    ".jpg": Format.JPEG,
+    ".jpeg": Format.JPEG,
+    ".jpe": Format.JPEG,
+    ".png": Format.PNG,
+    ".webp": Format.WEBP,
+    ".gif": Format.GIF,
+    ".tif": Format.TIFF,
+    ".tiff": Format.TIFF,
+    ".avif": Format.AVIF,
+    ".svg": Format.SVG,
+}
+
+
+def sniff(head: bytes) -> Format | None:
+    """The format a file really is, from its first bytes (at least 64 of them)."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return Format.JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return Format.PNG
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return Format.WEBP
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return Format.GIF
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return Format.TIFF
+    if head[4:8] == b"ftyp" and any(
+        brand in head[8:64] for brand in (b"avif", b"avis", b"mif1", b"heic", b"heix")
+    ):
+        return Format.AVIF
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<?xml", b"<svg", b"<!--", b"<!doctype svg")) and b"<svg" in head.lower():
+        return Format.SVG
+    return None
+
+
+def module(fmt: Format) -> ModuleType:
+    """The container module that handles ``fmt``."""
+    from . import bmff, gif, jpeg, png, riff, svg, tiff
+
+    return {
+        Format.JPEG: jpeg,
+        Format.PNG: png,
+        Format.WEBP: riff,
+        Format.GIF: gif,
+        Format.TIFF: tiff,
+        Format.AVIF: bmff,
+        Format.SVG: svg,
+    }[fmt]
+
+
+def read(fmt: Format, data: bytes) -> Metadata:
+    """The XMP and EXIF that ``data`` (a file of format ``fmt``) carries."""
+    result: Metadata = module(fmt).read(data)
+    return result
+
+
+def write(fmt: Format, data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
+    """``data`` with its XMP and EXIF replaced; see the module docstring."""
+    result: bytes = module(fmt).write(data, xmp, exif, keep_other)
+    return result
