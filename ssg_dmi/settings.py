@@ -1,0 +1,299 @@
+"""Settings: the one place defaults live, validated once, frozen.
+
+Loaded from ``ssg-dmi.toml``, from ``[tool.ssg-dmi]`` in ``pyproject.toml``, or from a plain
+mapping (what the MkDocs and Pelican adapters pass). Every error names the key, the bad
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .policy import DMI, ImagePolicy, MetadataMode, Rights, RightsExpression
+
+# Keys a per-path rule may set; they are also site-wide keys.
+POLICY_KEYS = (
+    "dmi",
+    "other_constraints",
+    "embedded_rights_expression",
+    "linked_rights_expression",
+    "rights_expression_type",
+    "rights_expression_language",
+    "copyright",
+    "creator",
+    "credit",
+    "web_statement",
+    "licensor_url",
+    "metadata",
+)
+SITE_KEYS = (*POLICY_KEYS, "rules", "max_pixels", "quality")
+QUALITY_DEFAULTS = {"jpeg": 82, "webp": 80, "avif": 60}
+DEFAULT_MAX_PIXELS = 128_000_000  # above the largest common sensors (~102 MP), below RAM trouble
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"`{key}`: expected a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _url(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not re.match(r"^https?://[^\s/]+", text):
+        raise ConfigError(f"`{key}`: expected an http(s) URL, got {value!r}")
+    return text
+
+
+def _creators(key: str, value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ConfigError(f"`{key}`: expected a name or a list of names, got {value!r}")
+    return tuple(_text(key, item) for item in items)
+
+
+def _dmi(key: str, value: Any) -> DMI:
+    try:
+        return DMI.parse(value) if isinstance(value, str) else DMI.parse(str(value))
+    except ValueError:
+        allowed = ", ".join(m.key for m in DMI)
+        raise ConfigError(
+            f"`{key}`: {value!r} is not a PLUS DataMining value; use one of {allowed}"
+        ) from None
+
+
+def _metadata(key: str, value: Any) -> MetadataMode:
+    for mode in MetadataMode:
+        if value == mode.value:
+            return mode
+    allowed = ", ".join(m.value for m in MetadataMode)
+    raise ConfigError(f"`{key}`: {value!r} is not a metadata mode; use one of {allowed}")
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "dmi": _dmi,
+    "other_constraints": _text,
+    "embedded_rights_expression": _text,
+    "linked_rights_expression": _url,
+    "rights_expression_type": _text,
+    "rights_expression_language": _url,
+    "copyright": _text,
+    "creator": _creators,
+    "credit": _text,
+    "web_statement": _url,
+    "licensor_url": _url,
+    "metadata": _metadata,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A per-path override: files matching ``path`` take the keys it sets."""
+
+    path: str
+    values: Mapping[str, Any]
+    pattern: re.Pattern[str] = field(compare=False, repr=False)
+
+    def matches(self, relpath: str) -> bool:
+        """Whether a site-relative POSIX path matches this rule's glob."""
+        target = relpath if "/" in self.path.strip("/") else relpath.rsplit("/", 1)[-1]
+        return self.pattern.fullmatch(target) is not None
+
+
+def glob_to_regex(glob: str) -> re.Pattern[str]:
+    """Compile a path glob: ``*`` and ``?`` stay inside one folder, ``**`` crosses folders."""
+    out, i = [], 0
+    glob = glob.strip("/")
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif glob[i] == "[" and "]" in glob[i + 2 :]:
+            end = glob.index("]", i + 2)
+            body = glob[i + 1 : end].replace("\\", "\\\\")
+            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def _unknown(where: str, key: str, allowed: tuple[str, ...]) -> ConfigError:
+    hint = difflib.get_close_matches(key, allowed, n=1)
+    did = f" (did you mean `{hint[0]}`?)" if hint else ""
+    return ConfigError(
+        f"{where}unknown key `{key}`{did}; allowed keys: {', '.join(sorted(allowed))}"
+    )
+
+
+def _parse_policy_values(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _PARSERS:
+            raise _unknown(where, key, POLICY_KEYS)
+        try:
+            values[key] = _PARSERS[key](key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one site; build it with :func:`load_settings`."""
+
+    policy: Mapping[str, Any] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    quality: Mapping[str, int] = field(default_factory=lambda: dict(QUALITY_DEFAULTS))
+    source: str = "defaults"
+
+    def policy_for(self, relpath: str, overrides: Mapping[str, Any] | None = None) -> ImagePolicy:
+        """The resolved policy of a site-relative path: site values, then matching rules in
+        order (last match wins), then ``overrides`` (front matter, ``data-dmi``)."""
+        values = dict(self.policy)
+        for rule in self.rules:
+            if rule.matches(relpath):
+                values.update(rule.values)
+        if overrides:
+            values.update(_parse_policy_values(overrides, f"{relpath}: "))
+        return build_policy(values, f"{self.source}: policy for {relpath}: ")
+
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with site-wide policy keys replaced (the CLI's --dmi and --metadata)."""
+        given = {k: v for k, v in values.items() if v is not None}
+        merged = {**self.policy, **_parse_policy_values(given, "command line: ")}
+        build_policy(merged, "command line: ")
+        return replace(self, policy=merged)
+
+
+def build_policy(values: Mapping[str, Any], where: str = "") -> ImagePolicy:
+    """An :class:`ImagePolicy` from parsed values, checking the keys each DMI value needs."""
+    dmi = values.get("dmi", DMI.PROHIBITED_EXCEPTSEARCHENGINEINDEXING)
+    needs = {
+        DMI.PROHIBITED_SEECONSTRAINT: "other_constraints",
+        DMI.PROHIBITED_SEEEMBEDDEDRIGHTSEXPR: "embedded_rights_expression",
+        DMI.PROHIBITED_SEELINKEDRIGHTSEXPR: "linked_rights_expression",
+    }
+    if dmi in needs and needs[dmi] not in values:
+        raise ConfigError(f"{where}`dmi` = {dmi.key} requires `{needs[dmi]}` to be set")
+    kind = values.get("rights_expression_type", "application/ld+json")
+    lang = values.get("rights_expression_language", "http://www.w3.org/ns/odrl/2/")
+
+    def expression(key: str) -> RightsExpression | None:
+        text = values.get(key)
+        return RightsExpression(text, kind, lang) if text else None
+
+    return ImagePolicy(
+        dmi=dmi,
+        rights=Rights(
+            copyright=values.get("copyright"),
+            creators=values.get("creator", ()),
+            credit=values.get("credit"),
+            web_statement=values.get("web_statement"),
+            licensor_url=values.get("licensor_url"),
+        ),
+        metadata=values.get("metadata", MetadataMode.COPYRIGHT),
+        other_constraints=values.get("other_constraints"),
+        embedded_rights_expression=expression("embedded_rights_expression"),
+        linked_rights_expression=expression("linked_rights_expression"),
+    )
+
+
+def _positive_int(key: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"`{key}`: expected a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _quality(value: Any) -> dict[str, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {fmt: _positive_int("quality", value, 1, 100) for fmt in QUALITY_DEFAULTS}
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"`quality`: expected a number from 1 to 100 or a table like "
+            f"{{jpeg = 82, webp = 80, avif = 60}}, got {value!r}"
+        )
+    result = dict(QUALITY_DEFAULTS)
+    for fmt, q in value.items():
+        if fmt not in QUALITY_DEFAULTS:
+            raise _unknown("`quality`: ", fmt, tuple(QUALITY_DEFAULTS))
+        result[fmt] = _positive_int(f"quality.{fmt}", q, 1, 100)
+    return result
+
+
+def load_settings(raw: Mapping[str, Any] | None, source: str = "settings") -> Settings:
+    """Validate a plain mapping of settings (from TOML, mkdocs.yml or pelicanconf.py)."""
+    raw = dict(raw or {})
+    where = f"{source}: "
+    for key in raw:
+        if key not in SITE_KEYS:
+            raise _unknown(where, key, SITE_KEYS)
+    policy = _parse_policy_values({k: v for k, v in raw.items() if k in POLICY_KEYS}, where)
+    build_policy(policy, where)
+    rules = []
+    raw_rules = raw.get("rules", [])
+    if not isinstance(raw_rules, list):
+        raise ConfigError(f"{where}`rules`: expected a list of tables, got {raw_rules!r}")
+    for n, item in enumerate(raw_rules, 1):
+        at = f"{where}rule {n}: "
+        if not isinstance(item, Mapping) or not isinstance(item.get("path"), str):
+            raise ConfigError(f"{at}expected a table with a `path` glob, got {item!r}")
+        values = _parse_policy_values({k: v for k, v in item.items() if k != "path"}, at)
+        build_policy({**policy, **values}, at)
+        rules.append(Rule(item["path"], values, glob_to_regex(item["path"])))
+    settings = Settings(policy=policy, rules=tuple(rules), source=source)
+    try:
+        if "max_pixels" in raw:
+            pixels = _positive_int("max_pixels", raw["max_pixels"], 1, 10**10)
+            settings = replace(settings, max_pixels=pixels)
+        if "quality" in raw:
+            settings = replace(settings, quality=_quality(raw["quality"]))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    return settings
+
+
+def load_config_file(path: Path) -> Settings:
+    """Settings from ``ssg-dmi.toml`` (top-level keys) or ``pyproject.toml`` ([tool.ssg-dmi])."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if path.name == "pyproject.toml":
+        data = data.get("tool", {}).get("ssg-dmi", {})
+    return load_settings(data, str(path))
+
+
+def discover_settings(folder: Path) -> Settings:
+    """Settings from ``ssg-dmi.toml`` or ``[tool.ssg-dmi]`` in ``folder``; defaults if neither."""
+    toml = folder / "ssg-dmi.toml"
+    if toml.is_file():
+        return load_config_file(toml)
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return Settings()
+        if "ssg-dmi" in data.get("tool", {}):
+            return load_config_file(pyproject)
+    return Settings()
