@@ -1,0 +1,188 @@
+"""The ``ssg-dmi`` command line: the third adapter over the same core."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .errors import ConfigError, ImageError
+from .fsutil import atomic_write, shown, walk_images
+from .inspect import inspect_bytes
+from .settings import Settings, discover_settings, load_config_file
+from .tagging import tag_bytes
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"ssg-dmi: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = _Parser(prog="ssg-dmi", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ssg-dmi {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    tag = sub.add_parser("tag", help="write tagged, stripped copies of images")
+    tag.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files or folders")
+    where = tag.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, metavar="DIR", help="folder for the tagged copies")
+    where.add_argument("--in-place", action="store_true", help="overwrite the sources")
+    tag.add_argument("--dmi", metavar="VALUE", help="DataMining value (key or URI)")
+    tag.add_argument("--metadata", choices=["strip", "copyright", "keep"])
+    tag.add_argument("--config", type=Path, metavar="FILE", help="ssg-dmi.toml or pyproject.toml")
+    tag.add_argument(
+        "--lossless", action="store_true", help="rewrite metadata only; pixels untouched"
+    )
+    tag.add_argument("--strict", action="store_true", help="exit 1 on any note, not only errors")
+
+    inspect = sub.add_parser("inspect", help="show the DMI value, rights and private fields")
+    inspect.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    inspect.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    return parser
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to tag: where it is read, where it goes, its path for the rules."""
+
+    source: Path
+    target: Path
+    relpath: str
+
+
+def collect(paths: Sequence[Path], out: Path | None) -> tuple[list[Job], list[str]]:
+    """The images named on the command line; problems with the arguments themselves."""
+    jobs, problems = [], []
+    for arg in paths:
+        if arg.is_dir():
+            for path in walk_images(arg, skip=out):
+                rel = path.relative_to(arg)
+                target = out / rel if out else path
+                jobs.append(Job(path, target, rel.as_posix()))
+        elif arg.exists() or arg.is_symlink():
+            target = out / arg.name if out else arg
+            jobs.append(Job(arg, target, arg.name))
+        else:
+            problems.append(f"{shown(arg)}: no such file or folder")
+    return jobs, problems
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_config_file(config) if config else discover_settings(Path.cwd())
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    """Tag every image named; report one line per file."""
+    settings = _settings(args.config).with_overrides(dmi=args.dmi, metadata=args.metadata)
+    jobs, problems = collect(args.paths, args.out)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    tagged = failed = noted = 0
+    for job in jobs:
+        name = shown(job.source)
+        try:
+            data = job.source.read_bytes()
+            policy = settings.policy_for(job.relpath)
+            result = tag_bytes(
+                data,
+                policy,
+                name=job.source.name,
+                lossless=args.lossless,
+                max_pixels=settings.max_pixels,
+                quality=settings.quality,
+            )
+            atomic_write(job.target, result.data)
+        except ImageError as exc:
+            failed += 1
+            print(f"error: {name}: {exc}; left untagged", file=sys.stderr)
+            continue
+        except OSError as exc:
+            failed += 1
+            print(f"error: {name}: cannot read or write ({exc.strerror or exc})", file=sys.stderr)
+            continue
+        tagged += 1
+        for note in result.notes:
+            noted += 1
+            print(f"note: {name}: {note}", file=sys.stderr)
+        how = "re-encoded" if result.reencoded else "lossless"
+        print(
+            f"tagged {name} -> {shown(job.target)} [{policy.dmi.key}, {how}, "
+            f"{len(data):,} -> {len(result.data):,} bytes]"
+        )
+    failed += len(problems)
+    print(f"{tagged} tagged, {failed} failed", file=sys.stderr)
+    return EXIT_FINDINGS if failed or (args.strict and noted) else EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print what each file says; exit 1 when a file is untagged, unreadable or leaks."""
+    paths: list[Path] = []
+    for arg in args.paths:
+        if arg.is_dir():
+            paths += walk_images(arg)
+        else:
+            paths.append(arg)
+    results = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            results.append({"path": shown(path), "error": f"cannot read ({exc.strerror or exc})"})
+            continue
+        results.append(inspect_bytes(data, shown(path)).as_dict())
+    bad = [r for r in results if r.get("error") or not r.get("dmi") or r.get("private")]
+    if args.json:
+        json.dump(results, sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        for r in results:
+            print(_describe(r))
+    return EXIT_FINDINGS if bad else EXIT_OK
+
+
+def _describe(r: Mapping[str, object]) -> str:
+    if r.get("error"):
+        return f"{r['path']}: error: {r['error']}"
+    lines = [f"{r['path']} ({r['format']})", f"  DataMining: {r.get('dmi') or 'none (untagged)'}"]
+    if r.get("other_constraints"):
+        lines.append(f"  other constraints: {r['other_constraints']}")
+    rights = r.get("rights")
+    if isinstance(rights, dict):
+        lines += [f"  {key}: {value}" for key, value in rights.items()]
+    private = r.get("private")
+    lines.append(f"  private fields: {', '.join(private) if private else 'none'}")  # type: ignore[arg-type]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ssg-dmi`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "tag":
+            return cmd_tag(args)
+        return cmd_inspect(args)
+    except ConfigError as exc:
+        print(f"ssg-dmi: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,139 @@
+"""Decoding and re-encoding pixels with Pillow: orientation applied, metadata left behind."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from PIL import Image, ImageCms, ImageOps
+
+from .containers import Format
+from .errors import ImageError
+
+PILLOW_FORMATS = {
+    Format.JPEG: "JPEG",
+    Format.PNG: "PNG",
+    Format.WEBP: "WEBP",
+    Format.GIF: "GIF",
+    Format.TIFF: "TIFF",
+    Format.AVIF: "AVIF",
+}
+
+
+@contextmanager
+def pixel_limit(max_pixels: int) -> Iterator[None]:
+    """Let Pillow open images up to ``max_pixels``; our own check refuses anything larger."""
+    # Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; ssg-dmi applies its
+    # own limit with a clearer message, so Pillow's is set just out of the way.
+    # Pillow's UserWarnings (corrupt EXIF, skipped tags) are silenced too: the file is
+    # either tagged or reported by ImageError, never both warned about and processed.
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+
+
+def open_image(data: bytes, fmt: Format, max_pixels: int) -> Image.Image:
+    """Open (not decode) an image, refusing decompression bombs before any pixel is read."""
+    try:
+        # Pillow's own bomb check runs inside open(); ours, with the size, runs just after.
+        with pixel_limit(max_pixels * 2):
+            im = Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[fmt]])
+    except Image.DecompressionBombError:
+        raise ImageError(_too_large("the image", max_pixels)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"cannot be decoded as {fmt.value.upper()} ({exc})") from None
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageError(_too_large(f"{width}×{height} = {width * height:,} pixels", max_pixels))
+    return im
+
+
+def _too_large(what: str, max_pixels: int) -> str:
+    return (
+        f"{what} is over the limit of {max_pixels:,} pixels (possible decompression bomb); "
+        "raise `max_pixels` if the image is genuine"
+    )
+
+
+def load(im: Image.Image, max_pixels: int) -> None:
+    """Decode all pixels, turning Pillow's many failure types into one clear ImageError."""
+    try:
+        with pixel_limit(max_pixels * 2):
+            im.load()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"cannot be decoded: truncated or corrupt ({exc})") from None
+
+
+def _to_web_rgb(im: Image.Image) -> Image.Image:
+    """CMYK to RGB through the embedded ICC profile when there is one."""
+    icc = im.info.get("icc_profile")
+    if icc:
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            srgb = ImageCms.createProfile("sRGB")
+            converted = ImageCms.profileToProfile(im, src, srgb, outputMode="RGB")
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError):
+            pass
+    out = im.convert("RGB")
+    out.info.pop("icc_profile", None)
+    return out
+
+
+def is_lossless_webp(data: bytes) -> bool:
+    """Whether a still WebP is VP8L-coded (re-encoding it lossy would lose information)."""
+    return b"VP8L" in data[12:64] and b"VP8 " not in data[12:64]
+
+
+def reencode(data: bytes, fmt: Format, quality: Mapping[str, int], max_pixels: int) -> bytes:
+    """The image re-encoded in its own format, upright, without EXIF/XMP/comments; ICC kept."""
+    im = open_image(data, fmt, max_pixels)
+    load(im, max_pixels)
+    icc = im.info.get("icc_profile")
+    with pixel_limit(max_pixels * 2):
+        upright = ImageOps.exif_transpose(im)
+    if upright is None:  # exif_transpose returns None only with in_place=True
+        upright = im
+    if fmt is Format.JPEG and upright.mode == "CMYK":
+        upright = _to_web_rgb(upright)
+        icc = upright.info.get("icc_profile")
+    out = io.BytesIO()
+    options: dict[str, object] = {}
+    if icc:
+        options["icc_profile"] = icc
+    if fmt is Format.JPEG:
+        if upright.mode not in ("L", "RGB", "CMYK"):
+            upright = upright.convert("RGB")
+        options.update(quality=quality["jpeg"], optimize=True, progressive=True)
+    elif fmt is Format.PNG:
+        options.update(optimize=True)
+        if "transparency" in im.info:
+            options["transparency"] = im.info["transparency"]
+    elif fmt is Format.WEBP:
+        if is_lossless_webp(data):
+            options.update(lossless=True, exact=True)
+        else:
+            options.update(quality=quality["webp"])
+    elif fmt is Format.AVIF:
+        options.update(quality=quality["avif"])
+    elif fmt is Format.TIFF:
+        options.update(compression="tiff_adobe_deflate")
+    try:
+        upright.save(out, PILLOW_FORMATS[fmt], **options)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot be re-encoded as {fmt.value.upper()} ({exc})") from None
+    return out.getvalue()
+
+
+def frame_count(data: bytes, fmt: Format, max_pixels: int) -> int:
+    """How many frames (animation) or pages (TIFF) the image has."""
+    im = open_image(data, fmt, max_pixels)
+    return int(getattr(im, "n_frames", 1))
