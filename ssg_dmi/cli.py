@@ -47,6 +47,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tag.add_argument("--strict", action="store_true", help="exit 1 on any note, not only errors")
 
+    build = sub.add_parser("build", help="tag every image of a built site and add variants")
+    build.add_argument("site", type=Path, metavar="SITE_DIR", help="the generator's output folder")
+    build.add_argument("--config", type=Path, metavar="FILE", help="ssg-dmi.toml or pyproject.toml")
+    build.add_argument("--dmi", metavar="VALUE", help="site-wide DataMining value")
+    build.add_argument("--widths", metavar="W,W,...", help="variant widths, e.g. 480,960,1600")
+    build.add_argument("--formats", metavar="F,F,...", help="variant formats: avif,webp,jpeg,png")
+    build.add_argument("--quality", type=int, metavar="Q", help="quality 1-100 for every format")
+    build.add_argument(
+        "--originals", choices=["optimize", "tag"], help="re-encode where it pays, or only tag"
+    )
+    build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: cores)")
+    build.add_argument("--cache-dir", metavar="DIR", help="cache folder (default .cache/ssg-dmi)")
+    build.add_argument("--no-cache", action="store_true", help="process everything afresh")
+    build.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
+    build.add_argument("--strict", action="store_true", help="exit 1 when any image is untagged")
+    build.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
+
+    cache = sub.add_parser("cache", help="manage the cache folder")
+    cache.add_argument("action", choices=["prune", "clear"])
+    cache.add_argument("--config", type=Path, metavar="FILE")
+    cache.add_argument("--cache-dir", metavar="DIR")
+
     inspect = sub.add_parser("inspect", help="show the DMI value, rights and private fields")
     inspect.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     inspect.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -126,6 +153,66 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if failed or (args.strict and noted) else EXIT_OK
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    """Process a built site folder; print a summary and one line per problem."""
+    from .pipeline import run, write_report
+
+    settings = _settings(args.config).with_overrides(
+        dmi=args.dmi,
+        widths=args.widths,
+        formats=args.formats,
+        quality=args.quality,
+        originals=args.originals,
+        jobs=args.jobs,
+        cache_dir=args.cache_dir,
+        strict=True if args.strict else None,
+        cache=False if args.no_cache else None,
+    )
+    if not args.site.is_dir():
+        print(f"ssg-dmi: error: {shown(args.site)}: no such site folder", file=sys.stderr)
+        return EXIT_USAGE
+    cache_dir = Path(settings.cache_dir) if settings.cache else None
+    report = run(args.site, settings, cache_dir=cache_dir, progress=args.progress)
+    for rel, notes in report.notes.items():
+        for note in notes:
+            print(f"note: {shown(rel)}: {note}", file=sys.stderr)
+    for rel, error in report.errors.items():
+        print(f"error: {shown(rel)}: {error}; left unchanged and untagged", file=sys.stderr)
+    if args.report:
+        write_report(report, args.report)
+    print(summary_line(report.summary))
+    return EXIT_FINDINGS if settings.strict and report.untagged else EXIT_OK
+
+
+def summary_line(s: Mapping[str, int]) -> str:
+    """A one-line human summary of a build."""
+    before, after = s["bytes_before"], s["bytes_after"]
+    return (
+        f"ssg-dmi: {s['images']} images tagged ({s['reencoded']} re-encoded), "
+        f"{s['errors']} untagged; originals {before / 1e6:.1f} -> {after / 1e6:.1f} MB; "
+        f"{s['variants']} variants, {s['variant_bytes'] / 1e6:.1f} MB; "
+        f"{s['cache_hits']}/{s['sources']} from cache; {s['files_written']} files written"
+    )
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """Prune or clear the cache folder."""
+    from .cache import Cache
+
+    settings = _settings(args.config).with_overrides(cache_dir=args.cache_dir)
+    cache = Cache(Path(settings.cache_dir))
+    if args.action == "clear":
+        cache.clear()
+        print(f"ssg-dmi: cleared {shown(settings.cache_dir)}")
+        return EXIT_OK
+    removed = cache.prune()
+    print(
+        f"ssg-dmi: pruned {removed['entries']} entries and {removed['objects']} files "
+        f"({removed['bytes'] / 1e6:.1f} MB) not used by the last build"
+    )
+    return EXIT_OK
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print what each file says; exit 1 when a file is untagged, unreadable or leaks."""
     paths: list[Path] = []
@@ -174,9 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s: %(name)s: %(message)s",
     )
     try:
-        if args.command == "tag":
-            return cmd_tag(args)
-        return cmd_inspect(args)
+        commands = {"tag": cmd_tag, "build": cmd_build, "cache": cmd_cache}
+        return commands.get(args.command, cmd_inspect)(args)
     except ConfigError as exc:
         print(f"ssg-dmi: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -93,32 +93,58 @@ def is_lossless_webp(data: bytes) -> bool:
     return b"VP8L" in data[12:64] and b"VP8 " not in data[12:64]
 
 
-def reencode(data: bytes, fmt: Format, quality: Mapping[str, int], max_pixels: int) -> bytes:
-    """The image re-encoded in its own format, upright, without EXIF/XMP/comments; ICC kept."""
+def decode_upright(
+    data: bytes, fmt: Format, max_pixels: int, draft: tuple[int, int] | None = None
+) -> Image.Image:
+    """Decode an image and turn it upright per its EXIF orientation.
+
+    ``draft`` (JPEG only) lets libjpeg decode at the smallest 1/2, 1/4 or 1/8 scale that is
+    still at least that large (in upright pixels), which is far cheaper than a full decode.
+    """
     im = open_image(data, fmt, max_pixels)
+    if draft and fmt is Format.JPEG:
+        sideways = exif_orientation(im) in (5, 6, 7, 8)
+        im.draft("RGB" if im.mode == "RGB" else None, draft[::-1] if sideways else draft)
     load(im, max_pixels)
-    icc = im.info.get("icc_profile")
+    if exif_orientation(im) == 1:
+        return im  # exif_transpose would return a full copy for nothing
     with pixel_limit(max_pixels * 2):
         upright = ImageOps.exif_transpose(im)
-    if upright is None:  # exif_transpose returns None only with in_place=True
+    if upright is None:  # only with in_place=True
         upright = im
-    if fmt is Format.JPEG and upright.mode == "CMYK":
-        upright = _to_web_rgb(upright)
-        icc = upright.info.get("icc_profile")
+    upright.info.setdefault("icc_profile", im.info.get("icc_profile"))
+    if not upright.info["icc_profile"]:
+        upright.info.pop("icc_profile")
+    return upright
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation Pillow sees in an opened image (1 when absent)."""
+    with pixel_limit(1 << 62):
+        value = im.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def encode_like(im: Image.Image, fmt: Format, source: bytes, quality: Mapping[str, int]) -> bytes:
+    """Encode an upright image in the source's own format, without EXIF/XMP; ICC kept."""
+    icc = im.info.get("icc_profile")
+    if fmt is Format.JPEG and im.mode == "CMYK":
+        im = _to_web_rgb(im)
+        icc = im.info.get("icc_profile")
     out = io.BytesIO()
     options: dict[str, object] = {}
     if icc:
         options["icc_profile"] = icc
     if fmt is Format.JPEG:
-        if upright.mode not in ("L", "RGB", "CMYK"):
-            upright = upright.convert("RGB")
+        if im.mode not in ("L", "RGB", "CMYK"):
+            im = im.convert("RGB")
         options.update(quality=quality["jpeg"], optimize=True, progressive=True)
     elif fmt is Format.PNG:
         options.update(optimize=True)
         if "transparency" in im.info:
             options["transparency"] = im.info["transparency"]
     elif fmt is Format.WEBP:
-        if is_lossless_webp(data):
+        if is_lossless_webp(source):
             options.update(lossless=True, exact=True)
         else:
             options.update(quality=quality["webp"])
@@ -127,7 +153,7 @@ def reencode(data: bytes, fmt: Format, quality: Mapping[str, int], max_pixels: i
     elif fmt is Format.TIFF:
         options.update(compression="tiff_adobe_deflate")
     try:
-        upright.save(out, PILLOW_FORMATS[fmt], **options)
+        im.save(out, PILLOW_FORMATS[fmt], **options)
     except (OSError, ValueError) as exc:
         raise ImageError(f"cannot be re-encoded as {fmt.value.upper()} ({exc})") from None
     return out.getvalue()

@@ -33,8 +33,22 @@ POLICY_KEYS = (
     "licensor_url",
     "metadata",
 )
-SITE_KEYS = (*POLICY_KEYS, "rules", "max_pixels", "quality")
+BUILD_KEYS = (
+    "widths",
+    "formats",
+    "originals",
+    "include",
+    "exclude",
+    "cache_dir",
+    "cache",
+    "jobs",
+    "srgb",
+    "strict",
+)
+SITE_KEYS = (*POLICY_KEYS, "rules", "max_pixels", "quality", *BUILD_KEYS)
 QUALITY_DEFAULTS = {"jpeg": 82, "webp": 80, "avif": 60}
+VARIANT_FORMATS = ("avif", "webp", "jpeg", "png")
+ORIGINALS = ("optimize", "tag")
 DEFAULT_MAX_PIXELS = 128_000_000  # above the largest common sensors (~102 MP), below RAM trouble
 
 
@@ -162,6 +176,16 @@ class Settings:
     rules: tuple[Rule, ...] = ()
     max_pixels: int = DEFAULT_MAX_PIXELS
     quality: Mapping[str, int] = field(default_factory=lambda: dict(QUALITY_DEFAULTS))
+    widths: tuple[int, ...] = (480, 960, 1600)
+    formats: tuple[str, ...] = ("webp",)
+    originals: str = "optimize"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    cache_dir: str = ".cache/ssg-dmi"
+    cache: bool = True
+    jobs: int | None = None
+    srgb: bool = False
+    strict: bool = False
     source: str = "defaults"
 
     def policy_for(self, relpath: str, overrides: Mapping[str, Any] | None = None) -> ImagePolicy:
@@ -176,11 +200,95 @@ class Settings:
         return build_policy(values, f"{self.source}: policy for {relpath}: ")
 
     def with_overrides(self, **values: Any) -> Settings:
-        """A copy with site-wide policy keys replaced (the CLI's --dmi and --metadata)."""
+        """A copy with keys replaced by command-line values (None means not given)."""
         given = {k: v for k, v in values.items() if v is not None}
-        merged = {**self.policy, **_parse_policy_values(given, "command line: ")}
+        policy = {k: v for k, v in given.items() if k in POLICY_KEYS}
+        merged = {**self.policy, **_parse_policy_values(policy, "command line: ")}
         build_policy(merged, "command line: ")
-        return replace(self, policy=merged)
+        other = {k: v for k, v in given.items() if k not in POLICY_KEYS}
+        try:
+            return replace(self, policy=merged, **_parse_build_values(other))
+        except ConfigError as exc:
+            raise ConfigError(f"command line: {exc}") from None
+
+    def matches(self, relpath: str) -> bool:
+        """Whether the include/exclude globs let a site-relative path through."""
+        if self.include and not any(_glob_hit(g, relpath) for g in self.include):
+            return False
+        return not any(_glob_hit(g, relpath) for g in self.exclude)
+
+
+def _glob_hit(glob: str, relpath: str) -> bool:
+    target = relpath if "/" in glob.strip("/") else relpath.rsplit("/", 1)[-1]
+    return glob_to_regex(glob).fullmatch(target) is not None
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"`{key}`: expected true or false, got {value!r}")
+    return value
+
+
+def _string_list(key: str, value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"`{key}`: expected a list of strings, got {value!r}")
+    return tuple(_text(key, item) for item in items)
+
+
+def _widths(key: str, value: Any) -> tuple[int, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ConfigError(f"`{key}`: expected a list of pixel widths like [480, 960, 1600]")
+    widths = set()
+    for item in items:
+        try:
+            width = int(item)
+        except (TypeError, ValueError):
+            raise ConfigError(f"`{key}`: {item!r} is not a width in pixels") from None
+        widths.add(_positive_int(key, width, 16, 16384))
+    return tuple(sorted(widths))
+
+
+def _formats(key: str, value: Any) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f'`{key}`: expected a list such as ["webp", "jpeg"], got {value!r}')
+    formats: list[str] = []
+    for item in items:
+        name = str(item).strip().lower().replace("jpg", "jpeg")
+        if name not in VARIANT_FORMATS:
+            allowed = ", ".join(VARIANT_FORMATS)
+            raise ConfigError(f"`{key}`: {item!r} is not a variant format; use some of {allowed}")
+        if name not in formats:
+            formats.append(name)
+    return tuple(formats)
+
+
+def _originals(key: str, value: Any) -> str:
+    if value not in ORIGINALS:
+        raise ConfigError(f"`{key}`: {value!r} is not allowed; use optimize or tag")
+    return str(value)
+
+
+_BUILD_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "widths": _widths,
+    "formats": _formats,
+    "originals": _originals,
+    "include": _string_list,
+    "exclude": _string_list,
+    "cache_dir": _text,
+    "cache": _bool,
+    "jobs": lambda key, value: _positive_int(key, value, 1, 256),
+    "srgb": _bool,
+    "strict": _bool,
+    "max_pixels": lambda key, value: _positive_int(key, value, 1, 10**10),
+    "quality": lambda key, value: _quality(value),
+}
+
+
+def _parse_build_values(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _BUILD_PARSERS[key](key, value) for key, value in raw.items()}
 
 
 def build_policy(values: Mapping[str, Any], where: str = "") -> ImagePolicy:
@@ -258,16 +366,11 @@ def load_settings(raw: Mapping[str, Any] | None, source: str = "settings") -> Se
         values = _parse_policy_values({k: v for k, v in item.items() if k != "path"}, at)
         build_policy({**policy, **values}, at)
         rules.append(Rule(item["path"], values, glob_to_regex(item["path"])))
-    settings = Settings(policy=policy, rules=tuple(rules), source=source)
     try:
-        if "max_pixels" in raw:
-            pixels = _positive_int("max_pixels", raw["max_pixels"], 1, 10**10)
-            settings = replace(settings, max_pixels=pixels)
-        if "quality" in raw:
-            settings = replace(settings, quality=_quality(raw["quality"]))
+        build = _parse_build_values({k: v for k, v in raw.items() if k in _BUILD_PARSERS})
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
-    return settings
+    return Settings(policy=policy, rules=tuple(rules), source=source, **build)
 
 
 def load_config_file(path: Path) -> Settings:

@@ -90,6 +90,65 @@ def _source_xmp(packet: bytes | None, notes: list[str]) -> SourceXmp:
         return SourceXmp()
 
 
+@dataclass(frozen=True)
+class TagPlan:
+    """What to write into one image and everything derived from it, computed once."""
+
+    format: Format
+    packet: bytes
+    rights: Rights
+    policy: ImagePolicy
+    source: containers.Metadata
+    orientation: int
+    notes: tuple[str, ...]
+
+    def exif(self, orientation: int) -> bytes | None:
+        """The EXIF block for pixels stored with ``orientation`` (1: already upright)."""
+        return exif.build(self.source.exif, self.rights, self.policy.metadata, orientation)
+
+    @property
+    def already_ours(self) -> bool:
+        """Whether ssg-dmi wrote this file under the same policy (re-encoding would only lose)."""
+        return self.source.xmp == self.packet and self.orientation == 1
+
+    def write(self, data: bytes, fmt: Format | None = None, *, upright: bool) -> bytes:
+        """``data`` (of ``fmt``, default the source's) with our XMP and EXIF in it."""
+        fmt = fmt or self.format
+        block = self.exif(1 if upright else self.orientation)
+        keep_other = self.policy.metadata is MetadataMode.KEEP and fmt is self.format
+        return containers.write(fmt, data, self.packet, block, keep_other)
+
+
+def plan(data: bytes, policy: ImagePolicy, name: str) -> TagPlan:
+    """Read a source's metadata and build the tags it will carry."""
+    fmt, notes = detect(data, name)
+    source = containers.read(fmt, data)
+    found = _source_xmp(source.xmp, notes)
+    source_rights = found.rights.merged_over(exif.source_rights(source.exif))
+    if policy.metadata is not MetadataMode.STRIP:
+        source_rights = source_rights.merged_over(iptc_rights(data, fmt))
+    rights = effective_rights(policy, source_rights)
+    kept = found.other if policy.metadata is MetadataMode.KEEP else None
+    return TagPlan(
+        format=fmt,
+        packet=build_packet(policy, rights, kept),
+        rights=rights,
+        policy=policy,
+        source=source,
+        orientation=exif.orientation(source.exif),
+        notes=tuple(notes),
+    )
+
+
+def keeps_pixels(tags: TagPlan, frames: int) -> bool:
+    """Whether a file is always tagged losslessly, whatever the mode asks.
+
+    GIF and SVG have no orientation and nothing a re-encode would improve; animations are
+    kept frame for frame; output we already wrote is not re-encoded (no generation loss).
+    """
+    return tags.format in (Format.GIF, Format.SVG) or frames > 1 or tags.already_ours
+
+
 def tag_bytes(
     data: bytes,
     policy: ImagePolicy,
@@ -100,28 +159,10 @@ def tag_bytes(
     quality: Mapping[str, int],
 ) -> Tagged:
     """Tag one image's bytes; raises :class:`ImageError` with a one-line reason."""
-    fmt, notes = detect(data, name)
-    source = containers.read(fmt, data)
-    found = _source_xmp(source.xmp, notes)
-    source_rights = found.rights.merged_over(exif.source_rights(source.exif))
-    if policy.metadata is not MetadataMode.STRIP:
-        source_rights = source_rights.merged_over(iptc_rights(data, fmt))
-    rights = effective_rights(policy, source_rights)
-    kept = found.other if policy.metadata is MetadataMode.KEEP else None
-    packet = build_packet(policy, rights, kept)
-    keep_other = policy.metadata is MetadataMode.KEEP
-    if fmt is not Format.SVG:
-        frames = pixels.frame_count(data, fmt, max_pixels)
-    orientation = exif.orientation(source.exif)
-    upright_exif = exif.build(source.exif, rights, policy.metadata, 1)
-    # Our exact packet means ssg-dmi wrote this file under the same policy.
-    already_ours = source.xmp == packet and orientation == 1
-    # GIF and SVG have no orientation and nothing a re-encode would improve; animations are
-    # kept frame for frame; output we already wrote is not re-encoded (no generation loss).
-    if lossless or fmt in (Format.GIF, Format.SVG) or frames > 1 or already_ours:
-        block = exif.build(source.exif, rights, policy.metadata, orientation)
-        out = containers.write(fmt, data, packet, block, keep_other)
-        return Tagged(out, fmt, reencoded=False, notes=tuple(notes))
-    encoded = pixels.reencode(data, fmt, quality, max_pixels)
-    out = containers.write(fmt, encoded, packet, upright_exif, keep_other)
-    return Tagged(out, fmt, reencoded=True, notes=tuple(notes))
+    tags = plan(data, policy, name)
+    frames = 1 if tags.format is Format.SVG else pixels.frame_count(data, tags.format, max_pixels)
+    if lossless or keeps_pixels(tags, frames):
+        return Tagged(tags.write(data, upright=False), tags.format, False, tags.notes)
+    im = pixels.decode_upright(data, tags.format, max_pixels)
+    encoded = pixels.encode_like(im, tags.format, data, quality)
+    return Tagged(tags.write(encoded, upright=True), tags.format, True, tags.notes)
