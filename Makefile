@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-stamp
 DEMO_OUT ?= $(CURDIR)/out/demo
 
-.PHONY: install test lint demo clean
+.PHONY: install test lint demo bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -39,6 +39,11 @@ demo: install
 	@echo
 	@echo "Tagged copies of example-site/images are in $(DEMO_OUT)"
 	@echo "Read them back yourself: exiftool -G1 -XMP-plus:all -XMP-dc:all $(DEMO_OUT)"
+
+# ssg-dmi build against @11ty/eleventy-img on ~55 real images: see bench/README.md.
+bench: install
+	bash ../shared/corpus/wallpapers.sh .cache/bench-corpus
+	$(PY) bench/build.py --corpus .cache/bench-corpus
 
 clean:
 	rm -rf $(VENV) out .cache .mypy_cache .pytest_cache .ruff_cache *.egg-info

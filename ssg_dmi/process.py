@@ -127,7 +127,8 @@ def render(
         if pays(len(candidate), len(lossless)):
             original, reencoded = candidate, True
     outputs = [_output("original", original, size[0], size[1], fmt.value)]
-    if frames > 1:
+    # Pages of a multi-page TIFF are not frames of an animation: its variants show page 1.
+    if frames > 1 and fmt in (Format.GIF, Format.WEBP):
         made = (
             variants.animated_variants(upright, widths, options.quality)
             if "webp" in options.formats
@@ -166,11 +167,9 @@ def run_job(job: Job) -> JobResult:
     site = Path(job.site)
     cache = Cache(Path(job.cache_dir)) if job.cache_dir else None
     try:
-        stored = cache.get(job.key) if cache else None
-        if stored is not None and cache is not None:
-            pairs = [(o, cache.read(o)) for o in stored]
-            result.cache_hit = True
-        else:
+        pairs = _from_cache(cache, job.key)
+        result.cache_hit = pairs is not None
+        if pairs is None:
             data = (site / job.relpaths[0]).read_bytes()
             pairs, tags, result.reencoded = render(data, job.relpaths[0], job.policy, job.options)
             result.notes += tags.notes
@@ -189,6 +188,17 @@ def run_job(job: Job) -> JobResult:
         result.error = f"cannot read or write ({exc.strerror or exc})"
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _from_cache(cache: Cache | None, key: str) -> list[tuple[Output, bytes]] | None:
+    """A cache hit's outputs; None on a miss or a damaged entry (then the image is redone)."""
+    stored = cache.get(key) if cache else None
+    if cache is None or stored is None:
+        return None
+    try:
+        return [(o, cache.read(o)) for o in stored]
+    except OSError:
+        return None
 
 
 def place(site: Path, relpath: str, pairs: list[tuple[Output, bytes]]) -> int:

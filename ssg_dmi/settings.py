@@ -44,7 +44,18 @@ BUILD_KEYS = (
     "jobs",
     "srgb",
     "strict",
+    "tdm_policy",
+    "hosts",
+    "sizes",
+    "picture",
+    "lazy",
+    "block_search_engines",
+    "base_url",
+    "rewrite_html",
+    "site_files",
 )
+HOSTS = ("netlify", "cloudflare", "apache", "nginx")
+DEFAULT_SIZES = "(max-width: 960px) 100vw, 960px"
 SITE_KEYS = (*POLICY_KEYS, "rules", "max_pixels", "quality", *BUILD_KEYS)
 QUALITY_DEFAULTS = {"jpeg": 82, "webp": 80, "avif": 60}
 VARIANT_FORMATS = ("avif", "webp", "jpeg", "png")
@@ -177,7 +188,7 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     quality: Mapping[str, int] = field(default_factory=lambda: dict(QUALITY_DEFAULTS))
     widths: tuple[int, ...] = (480, 960, 1600)
-    formats: tuple[str, ...] = ("webp",)
+    formats: tuple[str, ...] = ("webp", "jpeg")
     originals: str = "optimize"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -186,6 +197,15 @@ class Settings:
     jobs: int | None = None
     srgb: bool = False
     strict: bool = False
+    tdm_policy: str | None = None
+    hosts: tuple[str, ...] = ("netlify",)
+    sizes: str = DEFAULT_SIZES
+    picture: bool = False
+    lazy: bool = True
+    block_search_engines: bool = False
+    base_url: str = "/"
+    rewrite_html: bool = True
+    site_files: bool = True
     source: str = "defaults"
 
     def policy_for(self, relpath: str, overrides: Mapping[str, Any] | None = None) -> ImagePolicy:
@@ -265,6 +285,30 @@ def _formats(key: str, value: Any) -> tuple[str, ...]:
     return tuple(formats)
 
 
+def _choices(key: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"`{key}`: expected a list, got {value!r}")
+    chosen: list[str] = []
+    for item in items:
+        name = str(item).strip().lower()
+        if name not in allowed:
+            raise ConfigError(f"`{key}`: {item!r} is not allowed; use some of {', '.join(allowed)}")
+        if name not in chosen:
+            chosen.append(name)
+    return tuple(chosen)
+
+
+def _base_url(key: str, value: Any) -> str:
+    """The URL path the site is served under (``/`` or ``/docs/``); a full URL gives its path."""
+    text = _text(key, value)
+    match = re.match(r"^(?:https?://[^/]+)?(/[^?#]*)?$", text)
+    if not match:
+        raise ConfigError(f"`{key}`: expected a path like /docs/ or a URL, got {value!r}")
+    path = match.group(1) or "/"
+    return path if path.endswith("/") else path + "/"
+
+
 def _originals(key: str, value: Any) -> str:
     if value not in ORIGINALS:
         raise ConfigError(f"`{key}`: {value!r} is not allowed; use optimize or tag")
@@ -283,6 +327,15 @@ _BUILD_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "srgb": _bool,
     "strict": _bool,
     "max_pixels": lambda key, value: _positive_int(key, value, 1, 10**10),
+    "tdm_policy": _url,
+    "hosts": lambda key, value: _choices(key, value, HOSTS),
+    "sizes": _text,
+    "picture": _bool,
+    "lazy": _bool,
+    "block_search_engines": _bool,
+    "base_url": _base_url,
+    "rewrite_html": _bool,
+    "site_files": _bool,
     "quality": lambda key, value: _quality(value),
 }
 

@@ -104,7 +104,9 @@ def encode(im: Image.Image, fmt: str, quality: Mapping[str, int]) -> bytes:
     elif fmt == "webp":
         options.update(quality=quality["webp"], method=4)
     elif fmt == "avif":
-        options.update(quality=quality["avif"])
+        # speed 8: measured 1.9 s vs 9.3 s CPU (default speed) for 11 corpus images at
+        # 960 px, for 5 % more bytes; still 25 % smaller than WebP q80.
+        options.update(quality=quality["avif"], speed=8)
     elif fmt == "png":
         options.update(compress_level=6)  # level 9 took 5x the time for ~2 % fewer bytes
     buf = io.BytesIO()
