@@ -61,15 +61,17 @@ class Cache:
     def _blob(self, digest: str) -> Path:
         return self.root / "objects" / digest[:2] / digest
 
-    def get(self, key: str) -> list[Output] | None:
-        """The outputs stored under ``key``, or None when absent or incomplete."""
+    def get(self, key: str) -> tuple[list[Output], dict[str, Any]] | None:
+        """The outputs stored under ``key`` and the entry's extra facts (``reencoded``,
+        ``notes``), or None when absent or incomplete."""
         try:
             raw = json.loads(self._entry(key).read_text(encoding="utf-8"))
             outputs = [Output(**item) for item in raw["outputs"]]
+            extra = dict(raw.get("extra", {}))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         if all(self._blob(o.sha256).is_file() for o in outputs):
-            return outputs
+            return outputs, extra
         return None
 
     def read(self, output: Output) -> bytes:
@@ -79,20 +81,24 @@ class Cache:
             raise OSError(f"cache blob {output.sha256[:12]} is corrupt")
         return data
 
-    def put(self, key: str, outputs: Iterable[tuple[Output, bytes]]) -> None:
-        """Store outputs under ``key``: blobs first, then the entry."""
+    def put(
+        self,
+        key: str,
+        outputs: Iterable[tuple[Output, bytes]],
+        extra: dict[str, Any] | None = None,
+        aliases: Iterable[str] = (),
+    ) -> None:
+        """Store outputs under ``key`` (and the same entry under each alias key): blobs
+        first, then the entries."""
         items = list(outputs)
         for output, data in items:
             blob = self._blob(output.sha256)
             if not blob.is_file():
                 atomic_write(blob, data)
-        entry = {"outputs": [asdict(o) for o, _ in items]}
-        atomic_write(self._entry(key), json.dumps(entry, sort_keys=True).encode())
-
-    def alias(self, key: str, outputs: list[Output]) -> None:
-        """Store an entry for outputs whose blobs are already stored."""
-        entry = {"outputs": [asdict(o) for o in outputs]}
-        atomic_write(self._entry(key), json.dumps(entry, sort_keys=True).encode())
+        entry = {"outputs": [asdict(o) for o, _ in items], "extra": extra or {}}
+        text = json.dumps(entry, sort_keys=True).encode()
+        for name in (key, *aliases):
+            atomic_write(self._entry(name), text)
 
     def record_build(self, keys: Iterable[str]) -> None:
         """Remember which keys the last build used."""

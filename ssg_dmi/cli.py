@@ -155,7 +155,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Process a built site folder; print a summary and one line per problem."""
-    from .pipeline import run, write_report
+    from .build import run_site
+    from .pipeline import write_report
 
     settings = _settings(args.config).with_overrides(
         dmi=args.dmi,
@@ -171,28 +172,19 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not args.site.is_dir():
         print(f"ssg-dmi: error: {shown(args.site)}: no such site folder", file=sys.stderr)
         return EXIT_USAGE
-    cache_dir = Path(settings.cache_dir) if settings.cache else None
-    report = run(args.site, settings, cache_dir=cache_dir, progress=args.progress)
+    site_report = run_site(args.site, settings, progress=args.progress)
+    report = site_report.images
     for rel, notes in report.notes.items():
         for note in notes:
             print(f"note: {shown(rel)}: {note}", file=sys.stderr)
+    for note in site_report.notes:
+        print(f"note: {shown(note)}", file=sys.stderr)
     for rel, error in report.errors.items():
         print(f"error: {shown(rel)}: {error}; left unchanged and untagged", file=sys.stderr)
     if args.report:
         write_report(report, args.report)
-    print(summary_line(report.summary))
+    print(shown(site_report.summary_line()))
     return EXIT_FINDINGS if settings.strict and report.untagged else EXIT_OK
-
-
-def summary_line(s: Mapping[str, int]) -> str:
-    """A one-line human summary of a build."""
-    before, after = s["bytes_before"], s["bytes_after"]
-    return (
-        f"ssg-dmi: {s['images']} images tagged ({s['reencoded']} re-encoded), "
-        f"{s['errors']} untagged; originals {before / 1e6:.1f} -> {after / 1e6:.1f} MB; "
-        f"{s['variants']} variants, {s['variant_bytes'] / 1e6:.1f} MB; "
-        f"{s['cache_hits']}/{s['sources']} from cache; {s['files_written']} files written"
-    )
 
 
 def cmd_cache(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 from .cache import Cache, sha256
 from .fsutil import atomic_write, is_image_name
 from .policy import ImagePolicy
-from .process import VARIANT_NAME, Job, JobResult, Options, run_job, variant_path
+from .process import VARIANT_NAME, Job, JobResult, Options, alias_keys, run_job, variant_path
 from .settings import Settings
 
 log = logging.getLogger("ssg_dmi.pipeline")
@@ -34,7 +34,7 @@ class Report:
     notes: dict[str, list[str]] = field(default_factory=dict)
     summary: dict[str, int] = field(default_factory=dict)
 
-    def as_json(self) -> str:
+    def as_json(self, ascii_only: bool = False) -> str:
         """The report as JSON (the HTML rewriter and ``--report`` read this)."""
         data = {
             "images": self.images,
@@ -42,7 +42,7 @@ class Report:
             "notes": self.notes,
             "summary": self.summary,
         }
-        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=ascii_only)
 
     @property
     def untagged(self) -> int:
@@ -67,6 +67,9 @@ def discover(site: Path, settings: Settings, cache_dir: Path | None) -> Iterator
         )
         for name in sorted(files):
             path = here / name
+            if name.startswith(".ssg-dmi-") and name.endswith(".tmp"):
+                path.unlink(missing_ok=True)  # left by a build that was killed mid-write
+                continue
             if not is_image_name(name) or VARIANT_NAME.match(name) or name.startswith("."):
                 continue
             try:
@@ -151,8 +154,18 @@ def run(
             pool.shutdown()
     _fill(report, results)
     if cache_dir is not None:
-        Cache(cache_dir).record_build(r.key for r in results if r.error is None)
+        used = [r.key for r in results if r.error is None]
+        used += [
+            k for r in results if r.error is None and r.outputs for k in alias_keys_for(r, jobs)
+        ]
+        Cache(cache_dir).record_build(used)
     return report
+
+
+def alias_keys_for(result: JobResult, jobs: list[Job]) -> tuple[str, ...]:
+    """The alias keys of a finished job (kept by ``cache prune`` with the job's own key)."""
+    job = next(j for j in jobs if j.key == result.key)
+    return alias_keys(job, result.outputs[0])
 
 
 def _progress(items: Any, total: int, enabled: bool | None) -> Iterator[Any]:
@@ -225,5 +238,10 @@ def _fill(report: Report, results: list[JobResult]) -> None:
 
 
 def write_report(report: Report, path: Path) -> None:
-    """Write the JSON report atomically."""
-    atomic_write(path, report.as_json().encode("utf-8"))
+    """Write the JSON report atomically (names that are not valid UTF-8 as JSON escapes)."""
+    text = report.as_json()
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = report.as_json(ascii_only=True).encode("ascii")
+    atomic_write(path, data)

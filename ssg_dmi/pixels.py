@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -22,6 +23,12 @@ PILLOW_FORMATS = {
 }
 
 
+# Pillow's pixel limit and Python's warning filters are process-wide: one lock keeps
+# concurrent threads from restoring each other's values. Only header parsing and EXIF reads
+# run under it; pixel decoding does not.
+_PILLOW_GLOBALS = threading.RLock()
+
+
 @contextmanager
 def pixel_limit(max_pixels: int) -> Iterator[None]:
     """Let Pillow open images up to ``max_pixels``; our own check refuses anything larger."""
@@ -29,14 +36,15 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
     # own limit with a clearer message, so Pillow's is set just out of the way.
     # Pillow's UserWarnings (corrupt EXIF, skipped tags) are silenced too: the file is
     # either tagged or reported by ImageError, never both warned about and processed.
-    previous = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
+    with _PILLOW_GLOBALS:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
 
 
 def open_image(data: bytes, fmt: Format, max_pixels: int) -> Image.Image:
@@ -65,8 +73,7 @@ def _too_large(what: str, max_pixels: int) -> str:
 def load(im: Image.Image, max_pixels: int) -> None:
     """Decode all pixels, turning Pillow's many failure types into one clear ImageError."""
     try:
-        with pixel_limit(max_pixels * 2):
-            im.load()
+        im.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot be decoded: truncated or corrupt ({exc})") from None
 

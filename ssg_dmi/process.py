@@ -25,7 +25,9 @@ from .tagging import TagPlan, keeps_pixels, plan
 # photo.jpg -> photo.jpg-960w.<10 hex of SHA-256>.webp: unique per source file (photo.png's
 # variants never collide), content-named so hosts may cache it forever.
 VARIANT_NAME = re.compile(
-    r"^(?P<source>.+)-(?P<width>\d+)w\.(?P<hash>[0-9a-f]{10})\.(webp|jpg|png|avif)$"
+    r"^(?P<source>.+\.(?:jpe?g|jpe|png|webp|gif|tiff?|avif|svg))"
+    r"-(?P<width>\d+)w\.(?P<hash>[0-9a-f]{10})\.(webp|jpg|png|avif)$",
+    re.IGNORECASE,
 )
 VARIANT_FORMATS = {"webp": Format.WEBP, "jpeg": Format.JPEG, "png": Format.PNG, "avif": Format.AVIF}
 
@@ -118,7 +120,12 @@ def render(
     )
     widths = variants.plan_widths(size[0], options.widths)
     draft = None if reencode else (widths[0], variants.height_for(widths[0], size))
-    upright = pixels.decode_upright(data, fmt, options.max_pixels, draft=draft)
+    animated = frames > 1 and fmt in (Format.GIF, Format.WEBP)
+    if animated:  # frames are used as stored: exif_transpose would flatten to one frame
+        upright = im
+        pixels.load(im, options.max_pixels)
+    else:
+        upright = pixels.decode_upright(data, fmt, options.max_pixels, draft=draft)
     original, reencoded = lossless, False
     if reencode:
         candidate = tags.write(
@@ -128,9 +135,9 @@ def render(
             original, reencoded = candidate, True
     outputs = [_output("original", original, size[0], size[1], fmt.value)]
     # Pages of a multi-page TIFF are not frames of an animation: its variants show page 1.
-    if frames > 1 and fmt in (Format.GIF, Format.WEBP):
+    if animated:
         made = (
-            variants.animated_variants(upright, widths, options.quality)
+            variants.animated_variants(upright, widths, options.quality, tags.orientation)
             if "webp" in options.formats
             else []
         )
@@ -167,18 +174,19 @@ def run_job(job: Job) -> JobResult:
     site = Path(job.site)
     cache = Cache(Path(job.cache_dir)) if job.cache_dir else None
     try:
-        pairs = _from_cache(cache, job.key)
-        result.cache_hit = pairs is not None
-        if pairs is None:
+        hit = _from_cache(cache, job.key)
+        if hit is not None:
+            pairs, extra = hit
+            result.cache_hit = True
+            result.reencoded = bool(extra.get("reencoded", False))
+            result.notes += [str(n) for n in extra.get("notes", [])]
+        else:
             data = (site / job.relpaths[0]).read_bytes()
             pairs, tags, result.reencoded = render(data, job.relpaths[0], job.policy, job.options)
             result.notes += tags.notes
             if cache is not None:
-                cache.put(job.key, pairs)
-                original_sha = pairs[0][0].sha256
-                if original_sha != job.source_sha:  # a later run over this output hits too
-                    alias = make_key(original_sha, job.fingerprint)
-                    cache.alias(alias, [o for o, _ in pairs])
+                extra = {"reencoded": result.reencoded, "notes": list(tags.notes)}
+                cache.put(job.key, pairs, extra, aliases=alias_keys(job, pairs[0][0]))
         result.outputs = [o for o, _ in pairs]
         for relpath in job.relpaths:
             result.written += place(site, relpath, pairs)
@@ -190,15 +198,25 @@ def run_job(job: Job) -> JobResult:
     return result
 
 
-def _from_cache(cache: Cache | None, key: str) -> list[tuple[Output, bytes]] | None:
-    """A cache hit's outputs; None on a miss or a damaged entry (then the image is redone)."""
+def _from_cache(
+    cache: Cache | None, key: str
+) -> tuple[list[tuple[Output, bytes]], dict[str, Any]] | None:
+    """A cache hit's outputs and facts; None on a miss or a damaged entry (then redone)."""
     stored = cache.get(key) if cache else None
     if cache is None or stored is None:
         return None
+    outputs, extra = stored
     try:
-        return [(o, cache.read(o)) for o in stored]
+        return [(o, cache.read(o)) for o in outputs], extra
     except OSError:
         return None
+
+
+def alias_keys(job: Job, original: Output) -> tuple[str, ...]:
+    """Keys under which a later run over this build's own output finds the same entry."""
+    if original.sha256 == job.source_sha:
+        return ()
+    return (make_key(original.sha256, job.fingerprint),)
 
 
 def place(site: Path, relpath: str, pairs: list[tuple[Output, bytes]]) -> int:

@@ -142,18 +142,33 @@ def still_variants(
     return out
 
 
+# EXIF orientation -> the transpose that turns stored pixels upright (as ImageOps does).
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
 def animated_variants(
-    im: Image.Image, widths: Sequence[int], quality: Mapping[str, int]
+    im: Image.Image, widths: Sequence[int], quality: Mapping[str, int], orientation: int = 1
 ) -> list[Encoded]:
-    """Animated WebP variants of an animated GIF/WebP: every frame resized, timing kept."""
+    """Animated WebP variants of an animated GIF/WebP: every frame turned upright and
+    resized, timing and loop kept."""
     frames, durations = [], []
+    turn = UPRIGHT.get(orientation)
     for frame in ImageSequence.Iterator(im):
+        rgba = frame.convert("RGBA")  # loads the frame: WebP sets duration only then
+        frames.append(rgba.transpose(turn) if turn is not None else rgba)
         durations.append(int(frame.info.get("duration", im.info.get("duration", 100)) or 100))
-        frames.append(frame.convert("RGBA"))
     loop = int(im.info.get("loop", 0))
     out = []
     for width in widths:
-        size = (width, height_for(width, im.size))
+        size = (width, height_for(width, frames[0].size))
         scaled = [f if f.size == size else f.resize(size, Image.Resampling.LANCZOS) for f in frames]
         buf = io.BytesIO()
         scaled[0].save(

@@ -34,7 +34,9 @@ def _scan_end(data: bytes, pos: int) -> int:
     while True:
         ff = data.find(b"\xff", pos)
         if ff < 0 or ff + 1 >= len(data):
-            raise ContainerError("JPEG scan data runs to the end of the file without an EOI marker")
+            raise ContainerError(
+                "JPEG is truncated: its scan data runs to the end of the file with no EOI marker"
+            )
         following = data[ff + 1]
         # 0xFF00 is a stuffed data byte and RSTn markers sit inside the scan.
         if following == 0x00 or 0xD0 <= following <= 0xD7:

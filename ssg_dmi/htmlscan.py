@@ -1,0 +1,410 @@
+"""Just enough of the HTML tokenizer to find real tags, and the local images a page shows.
+
+The WHATWG tokenizer decides where a tag starts and ends; this follows it for everything
+that can hide a ``<`` from the tree builder: comments (also ``<!-->``), doctypes, bogus
+comments (``<?xml …?>``, ``</ x>``), CDATA (only in SVG/MathML), the raw-text elements
+(script with its escape states, style, xmp, iframe, noembed, noframes), the escapable
+raw-text ones (textarea, title) and plaintext. ``<noscript>`` is read as markup, as a
+parser with scripting disabled (html5lib's default, crawlers without JS) reads it.
+Attributes follow the tokenizer too: names end at ``=``, white space, ``/`` or ``>``;
+unquoted values end at white space or ``>`` only (``src=a.jpg/>`` is ``a.jpg/``); the
+first of duplicate attributes wins. No tree is built; nothing is copied.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import unescape
+from html.entities import html5 as _ENTITIES
+from urllib.parse import unquote
+
+_SEP = "[\t\n\f\r /]*+"
+_ATTR = (
+    _SEP + r"(?P<name>[^\t\n\f\r />][^\t\n\f\r /=>]*+)"
+    r"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?P<value>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+))?"
+)
+# Possessive quantifiers keep a tag left open at the end of the file linear, not exponential.
+_TAG = re.compile(
+    r"<(?P<close>/?)(?P<tag>[a-zA-Z][^\t\n\f\r />]*+)(?P<attrs>(?:"
+    + _ATTR.replace("?P<name>", "?:").replace("?P<value>", "?:")
+    + r")*+)(?P<trail>[\t\n\f\r /]*+)>"
+)
+_ATTR_RE = re.compile(_ATTR)
+_MARKUP = re.compile(r"<[a-zA-Z/!?]")
+_COMMENT_END = re.compile(r"--!?>")
+_SCRIPT = re.compile(r"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
+_IGNORABLE = re.compile(r"(?:[\t\n\f\r ]+|<!--(?:-?>|[\s\S]*?(?:--!?>|\Z))|<[!?][^>]*+>?)*")
+_RAW = ("style", "xmp", "iframe", "noembed", "noframes", "textarea", "title")
+_RAW_END = {n: re.compile(rf"</{n}[\t\n\f\r />]", re.IGNORECASE) for n in _RAW}
+# Start tags that end SVG/MathML content (HTML spec, "parsing main inforeign").
+_BREAKOUT = frozenset(
+    {
+        "b",
+        "big",
+        "blockquote",
+        "body",
+        "br",
+        "center",
+        "code",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "embed",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "head",
+        "hr",
+        "i",
+        "img",
+        "li",
+        "listing",
+        "menu",
+        "meta",
+        "nobr",
+        "ol",
+        "p",
+        "pre",
+        "ruby",
+        "s",
+        "small",
+        "span",
+        "strong",
+        "strike",
+        "sub",
+        "sup",
+        "table",
+        "tt",
+        "u",
+        "ul",
+        "var",
+    }
+)
+# Elements inside SVG/MathML whose children are HTML again.
+_INTEGRATION = frozenset(
+    {"foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml"}
+)
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=")
+_CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
+_C0_SPACE = "".join(map(chr, range(0x21)))
+_BASE = re.compile(r"<base[\t\n\f\r />]", re.IGNORECASE)
+_DOT = frozenset({".", "%2e"})
+_DOTDOT = frozenset({"..", ".%2e", "%2e.", "%2e%2e"})
+
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    """One attribute: its decoded value and where its value (quotes included) sits."""
+
+    value: str
+    value_start: int  # == value_end == end of the name when the attribute has no value
+    value_end: int
+    quote: str  # '"', "'" or "" (unquoted or no value)
+    bare: bool = False  # no "=value" at all
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """A real start or end tag: lower-case name, span, and first-wins attributes."""
+
+    name: str
+    start: int
+    end: int
+    closing: bool
+    self_closing: bool
+    attrs_end: int  # where a new attribute goes: after the last one, before any ``/>``
+    attrs: dict[str, Attr]
+    broke_out: bool = False  # an <img>, <meta>… that ended SVG/MathML content to be HTML
+
+    def get(self, name: str) -> str | None:
+        """The decoded value of attribute ``name``, or None when the tag lacks it."""
+        attr = self.attrs.get(name)
+        return None if attr is None else attr.value
+
+
+def unescape_attr(value: str) -> str:
+    """An attribute value with character references decoded as the tokenizer does.
+
+    Unlike ``html.unescape``, a legacy reference without ``;`` followed by a letter, digit
+    or ``=`` stays as written (``?a=1&copy=2`` keeps its ``&copy``).
+    """
+    return _CHARREF.sub(_attr_ref, value) if "&" in value else value
+
+
+def _attr_ref(m: re.Match[str]) -> str:
+    ref = m.group(1)
+    if ref[0] == "#" or ref in _ENTITIES:
+        return unescape(m.group(0))
+    for n in range(len(ref) - 1, 1, -1):
+        name = ref[:n]
+        if name in _ENTITIES:  # only the legacy names are in the table without ";"
+            if ref[n] in _ALNUM:
+                return m.group(0)
+            return _ENTITIES[name] + ref[n:]
+    return m.group(0)
+
+
+def _tag(html: str, m: re.Match[str], name: str, broke_out: bool = False) -> Tag:
+    attrs: dict[str, Attr] = {}
+    attrs_end = m.end("tag")
+    for a in _ATTR_RE.finditer(html, m.start("attrs"), m.end("attrs")):
+        attrs_end = a.end()
+        key = a.group("name").lower()
+        if key in attrs:
+            continue
+        raw = a.group("value")
+        if raw is None:
+            attrs[key] = Attr("", attrs_end, attrs_end, "", bare=True)
+            continue
+        quote = raw[:1] if raw[:1] in ("'", '"') else ""
+        text = raw[1:-1] if quote else raw
+        attrs[key] = Attr(unescape_attr(text), a.start("value"), attrs_end, quote)
+    trail = m.group("trail")
+    closing = bool(m.group("close"))
+    return Tag(name, m.start(), m.end(), closing, trail.endswith("/"), attrs_end, attrs, broke_out)
+
+
+def _script_end(html: str, pos: int) -> int:
+    """Where the ``</script`` closing a script that starts at ``pos`` begins (or -1)."""
+    state = 0  # 0 data, 1 escaped (after <!--), 2 double escaped (<!--<script>)
+    while m := _SCRIPT.search(html, pos):
+        token = m.group()
+        if token == "<!--":
+            state = state or 1
+            pos = m.start() + 2  # its "--" may close again at once: <!-->
+        elif token == "-->":
+            state, pos = 0, m.end()
+        elif m.group(1):  # </script
+            if state < 2:
+                return m.start()
+            state, pos = 1, m.end()
+        else:  # <script
+            state, pos = (2 if state == 1 else state), m.end()
+    return -1
+
+
+def iter_tags(html: str, names: frozenset[str]) -> Iterator[Tag]:
+    """The real HTML tags named in ``names``, start and end, in document order."""
+    n = len(html)
+    pos = 0
+    stack: list[tuple[bool, str]] = []  # open SVG/MathML elements: (is foreign, name)
+    while m := _MARKUP.search(html, pos):
+        i = m.start()
+        c = html[i + 1]
+        foreign = bool(stack) and stack[-1][0]
+        if c == "!" or c == "?":
+            if html.startswith("<!--", i):
+                if html.startswith("<!-->", i) or html.startswith("<!--->", i):
+                    pos = html.index(">", i) + 1
+                else:
+                    cm = _COMMENT_END.search(html, i + 4)
+                    pos = cm.end() if cm else n
+            elif foreign and html.startswith("<![CDATA[", i):
+                e2 = html.find("]]>", i + 9)
+                pos = n if e2 < 0 else e2 + 3
+            else:
+                e2 = html.find(">", i + 2)
+                pos = n if e2 < 0 else e2 + 1
+            continue
+        t = _TAG.match(html, i)
+        if t is None:
+            if c != "/" or i + 2 >= n:
+                return  # a tag left open at the end of the file: the rest is inside it
+            if html[i + 2] == ">":
+                pos = i + 3  # "</>" is dropped
+                continue
+            if html[i + 2].isascii() and html[i + 2].isalpha():
+                return
+            e2 = html.find(">", i + 2)  # "</ x>" is a bogus comment
+            pos = n if e2 < 0 else e2 + 1
+            continue
+        pos = t.end()
+        name = t.group("tag").lower()
+        if t.group("close"):
+            if stack and name == stack[-1][1]:
+                stack.pop()
+            elif foreign:
+                for k in range(len(stack) - 1, -1, -1):
+                    if stack[k][1] == name:
+                        del stack[k:]
+                        break
+            if name in names:
+                yield _tag(html, t, name)
+            continue
+        if foreign:
+            if name in _BREAKOUT or (name == "font" and _font_breaks(html, t)):
+                while stack and stack[-1][0]:
+                    stack.pop()
+            else:
+                if not t.group("trail").endswith("/"):
+                    stack.append((name not in _INTEGRATION, name))
+                continue
+        if name in ("svg", "math"):
+            if not t.group("trail").endswith("/"):
+                stack.append((True, name))
+            continue
+        if name == "image":
+            name = "img"  # the tree builder renames it
+        if name in names:
+            yield _tag(html, t, name, foreign)
+        if name == "scriptX":
+            stop = _script_end(html, pos)
+        elif name in _RAW_END:
+            r = _RAW_END[name].search(html, pos)
+            stop = r.start() if r else -1
+        elif name == "plaintext":
+            return
+        else:
+            continue
+        if stop < 0:
+            return  # raw text to the end of the file
+        end = _TAG.match(html, stop)
+        if end is None:
+            return
+        pos = end.end()
+        if name in names:
+            yield _tag(html, end, name)
+
+
+def _font_breaks(html: str, m: re.Match[str]) -> bool:
+    attrs = _tag(html, m, "font").attrs
+    return any(k in attrs for k in ("color", "face", "size"))
+
+
+def skip_ignorable(html: str, pos: int) -> int:
+    """The position after any white space, comments, doctypes and ``<?…>`` at ``pos``."""
+    m = _IGNORABLE.match(html, pos)
+    return m.end() if m else pos
+
+
+def tag_at(html: str, pos: int) -> Tag | None:
+    """The start or end tag beginning exactly at ``pos``, if one does."""
+    m = _TAG.match(html, pos)
+    return None if m is None else _tag(html, m, m.group("tag").lower())
+
+
+# -- URLs ----------------------------------------------------------------------------------
+
+
+def split_base(base_url: str) -> list[str]:
+    """The decoded path segments of the URL path the site is served under."""
+    return [unquote(s) for s in base_url.split("/") if s]
+
+
+def page_dir(page_path: str, base: list[str]) -> list[str]:
+    """The decoded URL directory a page at site path ``page_path`` resolves against."""
+    return base + [s for s in page_path.split("/")[:-1] if s]
+
+
+def resolve_url(src: str, directory: list[str]) -> list[str] | None:
+    """The decoded URL path segments ``src`` names from ``directory``, or None.
+
+    None for anything not on this origin (a scheme, ``//host``), and for dot segments that
+    climb above the root (browsers clamp them; here they are a broken link to leave alone).
+    A path that ends in a directory ends with an empty segment.
+    """
+    s = src.strip(_C0_SPACE)
+    s = s.replace("\t", "").replace("\n", "").replace("\r", "")
+    if _SCHEME.match(s):
+        return None
+    s = s.replace("\\", "/")
+    if s.startswith("//"):
+        return None
+    s = s.split("#", 1)[0].split("?", 1)[0]
+    if not s:
+        return [*directory, ""]
+    out = [] if s.startswith("/") else list(directory)
+    parts = s.lstrip("/").split("/") if s.startswith("/") else s.split("/")
+    last = len(parts) - 1
+    for k, part in enumerate(parts):
+        low = part.lower()
+        if low in _DOTDOT:
+            if not out:
+                return None
+            out.pop()
+        elif low not in _DOT:
+            decoded = unquote(part)
+            if "/" in decoded:
+                return None  # %2F: no file name holds a slash
+            out.append(decoded)
+            continue
+        if k == last:
+            out.append("")
+    return out
+
+
+def site_path(url: list[str] | None, base: list[str]) -> str | None:
+    """The site-relative POSIX path of a resolved URL, None outside the site or a folder."""
+    if url is None or url[: len(base)] != base:
+        return None
+    rest = url[len(base) :]
+    if not rest or rest[-1] == "":
+        return None
+    return "/".join(rest)
+
+
+def resolve(src: str, page_path: str, base_url: str = "/") -> str | None:
+    """The site-relative POSIX path a browser fetches for ``src`` on the page, or None.
+
+    None for other origins (``http(s):``, ``//host``, ``data:``, ``blob:``, ``javascript:``,
+    ``mailto:`` …), an empty or fragment-only ``src``, a folder, a path outside
+    ``base_url`` or one climbing above the root. Query and fragment are dropped and
+    percent-escapes decoded (``my%20photo.jpg`` is the file ``my photo.jpg``).
+    """
+    base = split_base(base_url)
+    return site_path(resolve_url(src, page_dir(page_path, base)), base)
+
+
+def document_dir(html: str, directory: list[str]) -> list[str] | None:
+    """The directory relative URLs resolve against: the first ``<base href>``'s, if any.
+
+    None when ``<base href>`` points to another origin: then no URL on the page is local.
+    """
+    if not _BASE.search(html):
+        return directory
+    for tag in iter_tags(html, frozenset({"base"})):
+        href = tag.get("href")
+        if href is not None and not tag.closing:
+            url = resolve_url(href, directory)
+            return None if url is None else url[:-1]
+    return directory
+
+
+@dataclass(frozen=True)
+class PageScan:
+    """What the pipeline needs from a page before rewriting it."""
+
+    dmi: str | None  # <meta name="ssg-dmi" content="…">, stripped
+    images: tuple[tuple[str, str | None], ...]  # (site path, data-dmi) of each local <img>
+
+
+def scan(html: str, page_path: str, base_url: str = "/") -> PageScan:
+    """The page's own DMI value and every real local ``<img>`` with its ``data-dmi``."""
+    base = split_base(base_url)
+    directory = document_dir(html, page_dir(page_path, base))
+    dmi: str | None = None
+    images: list[tuple[str, str | None]] = []
+    template = 0
+    for tag in iter_tags(html, frozenset({"img", "meta", "template"})):
+        if tag.name == "template":
+            template = max(0, template - 1) if tag.closing else template + 1
+        elif tag.closing:
+            continue
+        elif tag.name == "meta":
+            name = (tag.get("name") or "").strip().lower()
+            if name == "ssg-dmi" and dmi is None and not template:
+                dmi = (tag.get("content") or "").strip() or None
+        elif directory is not None and (src := tag.get("src")) is not None:
+            path = site_path(resolve_url(src, directory), base)
+            if path is not None:
+                data = tag.get("data-dmi")
+                images.append((path, None if data is None else data.strip()))
+    return PageScan(dmi, tuple(images))
