@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	  { echo "ssg-dmi needs Python 3.11 or newer as $(PYTHON)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,mkdocs]'
 	@touch $@
 
 install: $(STAMP)
@@ -27,23 +27,26 @@ test: lint
 
 demo: install
 	@rm -rf "$(DEMO_OUT)"
-	@echo "== Before: what the example images carry (private fields, no opt-out)"
+	@echo "== 1. The example images as a camera leaves them (private fields, no opt-out)"
 	@$(VENV)/bin/ssg-dmi inspect example-site/images || true
 	@echo
-	@echo "== Tagging"
-	$(VENV)/bin/ssg-dmi tag example-site/images --out "$(DEMO_OUT)" \
-	  --config example-site/ssg-dmi.toml
+	@echo "== 2. MkDocs + Material site (example-site/mkdocs), plugin 'ssg-dmi'"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --quiet -f example-site/mkdocs/mkdocs.yml -d "$(DEMO_OUT)/mkdocs"
 	@echo
-	@echo "== After: read back from the tagged copies"
-	$(VENV)/bin/ssg-dmi inspect "$(DEMO_OUT)"
+	@echo "== 3. Pelican site (example-site/pelican), plugin 'ssg_dmi.pelican'"
+	cd example-site/pelican && ../../$(VENV)/bin/pelican content -q -s pelicanconf.py -o "$(DEMO_OUT)/pelican"
 	@echo
-	@echo "Tagged copies of example-site/images are in $(DEMO_OUT)"
-	@echo "Read them back yourself: exiftool -G1 -XMP-plus:all -XMP-dc:all $(DEMO_OUT)"
-
-# ssg-dmi build against @11ty/eleventy-img on ~55 real images: see bench/README.md.
-bench: install
-	bash ../shared/corpus/wallpapers.sh .cache/bench-corpus
-	$(PY) bench/build.py --corpus .cache/bench-corpus
+	@echo "== 4. ssg-dmi check: everything read back from the built sites"
+	$(VENV)/bin/ssg-dmi check "$(DEMO_OUT)/mkdocs" --config example-site/ssg-dmi.toml
+	$(VENV)/bin/ssg-dmi check "$(DEMO_OUT)/pelican" --config example-site/ssg-dmi.toml
+	@echo
+	@echo "== 5. Any other generator's output: ssg-dmi tag / build"
+	$(VENV)/bin/ssg-dmi tag example-site/images/cups.jpg --out "$(DEMO_OUT)/tagged" --config example-site/ssg-dmi.toml
+	$(VENV)/bin/ssg-dmi inspect "$(DEMO_OUT)/tagged/cups.jpg"
+	@echo
+	@echo "Built sites:   $(DEMO_OUT)/mkdocs  and  $(DEMO_OUT)/pelican"
+	@echo "Serve one:     python3 -m http.server -d $(DEMO_OUT)/mkdocs 8000"
+	@echo "Read tags:     exiftool -G1 -XMP-plus:all -XMP-dc:all $(DEMO_OUT)/mkdocs/images"
 
 clean:
 	rm -rf $(VENV) out .cache .mypy_cache .pytest_cache .ruff_cache *.egg-info

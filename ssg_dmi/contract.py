@@ -106,3 +106,28 @@ CONTRACT: dict[DMI, Signals] = {
 def signals(dmi: DMI) -> Signals:
     """The signals of one DMI value."""
     return CONTRACT[dmi]
+
+
+def markdown_table() -> str:
+    """The contract as the Markdown table printed in the README (a test keeps them equal)."""
+    head = (
+        "| DMI value | robots meta | tdm-reservation | ai.txt | robots.txt blocks "
+        "| Content-Signal | Content-Usage | X-Robots-Tag |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
+    rows = []
+    for dmi, sig in CONTRACT.items():
+        ai = {True: "Disallow: /", False: "Allow: /", None: "—"}[sig.ai_txt_disallow]
+        blocked = ", ".join(c.value for c in AgentClass if c in sig.blocked) or "nothing"
+        cells = [
+            f"`{dmi.key}`",
+            ", ".join(sig.robots_meta) or "—",
+            "—" if sig.tdm_reservation is None else str(sig.tdm_reservation),
+            ai,
+            blocked,
+            sig.content_signal or "—",
+            sig.content_usage or "—",
+            sig.x_robots_tag or "—",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return head + "\n".join(rows) + "\n"

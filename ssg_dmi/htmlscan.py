@@ -255,7 +255,7 @@ def iter_tags(html: str, names: frozenset[str]) -> Iterator[Tag]:
             name = "img"  # the tree builder renames it
         if name in names:
             yield _tag(html, t, name, foreign)
-        if name == "scriptX":
+        if name == "script":
             stop = _script_end(html, pos)
         elif name in _RAW_END:
             r = _RAW_END[name].search(html, pos)

@@ -8,7 +8,9 @@ rebuilds reuse them; per-build state is reset in ``on_config``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -19,12 +21,13 @@ from mkdocs.config import config_options as c
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority, get_plugin_logger
+from mkdocs.structure.files import Files
 from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 from mkdocs.utils.templates import TemplateContext
 
 from .errors import ConfigError, SsgDmiError
-from .settings import POLICY_KEYS, load_settings
+from .settings import POLICY_KEYS, load_with_file
 
 log = get_plugin_logger(__name__)
 
@@ -33,6 +36,7 @@ class DmiConfig(base.Config):
     """The plugin's options: the same names as ssg-dmi.toml."""
 
     enabled = c.Type(bool, default=True)
+    config_file = c.Optional(c.Type(str))
     dmi = c.Optional(c.Type(str))
     other_constraints = c.Optional(c.Type(str))
     embedded_rights_expression = c.Optional(c.Type(str))
@@ -53,6 +57,7 @@ class DmiConfig(base.Config):
     originals = c.Optional(c.Choice(("optimize", "tag")))
     include = c.Optional(c.ListOfItems(c.Type(str)))
     exclude = c.Optional(c.ListOfItems(c.Type(str)))
+    theme_images = c.Type(bool, default=False)
     cache_dir = c.Type(str, default=".cache/ssg-dmi")
     cache = c.Optional(c.Type(bool))
     jobs = c.Optional(c.Type(int))
@@ -92,7 +97,8 @@ class DmiPlugin(BasePlugin[DmiConfig]):
         self.page_dmi = {}
         if not self.config.enabled:
             return config
-        raw = {k: v for k, v in self.config.items() if v is not None and k != "enabled"}
+        adapter_only = ("enabled", "theme_images")
+        raw = {k: v for k, v in self.config.items() if v is not None and k not in adapter_only}
         # The cache lives beside mkdocs.yml, wherever mkdocs is run from.
         config_dir = Path(config.config_file_path or ".").resolve().parent
         raw["cache_dir"] = str(config_dir / raw["cache_dir"])
@@ -103,10 +109,25 @@ class DmiPlugin(BasePlugin[DmiConfig]):
             raw["originals"] = "tag"
             log.info("material's optimize plugin compresses originals; ssg-dmi only tags them")
         try:
-            self.settings = load_settings(raw, "mkdocs.yml: plugins.ssg-dmi")
+            self.settings = load_with_file(raw, config_dir, "mkdocs.yml: plugins.ssg-dmi")
         except ConfigError as exc:
             raise PluginError(str(exc)) from None
         return config
+
+    def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
+        if not self.config.enabled or self.settings is None or self.config.theme_images:
+            return files
+        # The theme's own images (logo, favicon, icons) are left alone unless asked for.
+        docs = Path(config.docs_dir).resolve()
+        theme = [
+            glob_escape(f.dest_uri)
+            for f in files
+            if f.src_dir is None or Path(f.src_dir).resolve() != docs
+        ]
+        if theme:
+            exclude = (*self.settings.exclude, *theme)
+            self.settings = dataclasses.replace(self.settings, exclude=exclude)
+        return files
 
     def on_page_context(
         self, context: TemplateContext, *, page: Page, config: MkDocsConfig, nav: Navigation
@@ -138,6 +159,11 @@ class DmiPlugin(BasePlugin[DmiConfig]):
             # A warning, so `mkdocs build --strict` fails on an untagged image.
             log.warning("%s: %s; left unchanged and untagged", rel, error)
         log.info(report.summary_line())
+
+
+def glob_escape(path: str) -> str:
+    """A path as a glob that matches only itself."""
+    return re.sub(r"([*?\[])", r"[\1]", path)
 
 
 __all__ = ["POLICY_KEYS", "DmiPlugin"]

@@ -426,8 +426,8 @@ def load_settings(raw: Mapping[str, Any] | None, source: str = "settings") -> Se
     return Settings(policy=policy, rules=tuple(rules), source=source, **build)
 
 
-def load_config_file(path: Path) -> Settings:
-    """Settings from ``ssg-dmi.toml`` (top-level keys) or ``pyproject.toml`` ([tool.ssg-dmi])."""
+def read_config_mapping(path: Path) -> dict[str, Any]:
+    """The raw keys of ``ssg-dmi.toml`` (top level) or ``pyproject.toml`` ([tool.ssg-dmi])."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -436,7 +436,26 @@ def load_config_file(path: Path) -> Settings:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("ssg-dmi", {})
-    return load_settings(data, str(path))
+    return dict(data)
+
+
+def load_config_file(path: Path) -> Settings:
+    """Settings from ``ssg-dmi.toml`` (top-level keys) or ``pyproject.toml`` ([tool.ssg-dmi])."""
+    return load_settings(read_config_mapping(path), str(path))
+
+
+def load_with_file(raw: Mapping[str, Any], base: Path, source: str) -> Settings:
+    """Settings from an adapter's inline keys, which may name a ``config_file`` (relative to
+    ``base``) whose keys they override: one file can serve the build and ``ssg-dmi check``."""
+    inline = dict(raw)
+    name = inline.pop("config_file", None)
+    merged: dict[str, Any] = {}
+    if name:
+        path = (base / str(name)).resolve()
+        merged = read_config_mapping(path)
+        source = f"{source} + {path}"
+    merged.update(inline)
+    return load_settings(merged, source)
 
 
 def discover_settings(folder: Path) -> Settings:

@@ -131,3 +131,10 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
         load_config_file(bad)
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config_file(tmp_path / "missing.toml")
+
+
+def test_readme_prints_the_contract_table() -> None:
+    from ssg_dmi.contract import markdown_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme
