@@ -1,0 +1,150 @@
+"""The MkDocs and Pelican adapters: config errors in each tool's style, and real builds."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from .images import camera_file
+from .readers import PLUS, pyexiv2_xmp
+
+
+def mkdocs_project(tmp: Path, plugin: str, **mkdocs: str) -> Path:
+    docs = tmp / "docs"
+    (docs / "img").mkdir(parents=True)
+    (docs / "img" / "photo.jpg").write_bytes(camera_file("JPEG"))
+    (docs / "index.md").write_text("# Home\n\n![A photo](img/photo.jpg)\n")
+    (docs / "open.md").write_text("---\ndmi: DMI-ALLOWED\n---\n# Open\n\n![Open](img/open.jpg)\n")
+    (docs / "img" / "open.jpg").write_bytes(camera_file("JPEG")[:-2] + b"\xff\xd9")
+    extra = "".join(f"{k}: {v}\n" for k, v in mkdocs.items())
+    (tmp / "mkdocs.yml").write_text(
+        f"site_name: T\nsite_url: https://example.org/sub/\n{extra}plugins:\n{plugin}"
+    )
+    return tmp / "mkdocs.yml"
+
+
+def mkdocs_build(config_file: Path, site: Path) -> None:
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    config = load_config(str(config_file), site_dir=str(site))
+    config.plugins.on_startup(command="build", dirty=False)
+    try:
+        build(config)
+    finally:
+        config.plugins.on_shutdown()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("      widths: many\n", "Expected a list of items, but a <class 'str'> was given."),
+        (
+            "      originals: always\n",
+            "Expected one of: ('optimize', 'tag') but received: 'always'",
+        ),
+        ("      dmi: DMI-NOPE\n", "`dmi`: 'DMI-NOPE' is not a PLUS DataMining value"),
+        ("      colour: red\n", "Unrecognised configuration name: colour"),
+    ],
+)
+def test_mkdocs_config_errors_in_mkdocs_style(
+    tmp_path: Path, options: str, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import Abort, ConfigurationError, PluginError
+
+    config_file = mkdocs_project(tmp_path, "  - ssg-dmi:\n" + options)
+    seen: list[str] = []
+    with caplog.at_level(logging.WARNING):
+        try:
+            config = load_config(str(config_file))
+            config.plugins.on_config(config)
+        except (Abort, ConfigurationError, PluginError) as exc:
+            seen.append(str(exc))
+    seen += caplog.messages
+    assert any(message in m for m in seen), seen
+
+
+def test_mkdocs_real_build_front_matter_and_subpath(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # MkDocs stamps the build date
+    config_file = mkdocs_project(
+        tmp_path, "  - ssg-dmi:\n      jobs: 1\n", use_directory_urls="false"
+    )
+    site = tmp_path / "site"
+    mkdocs_build(config_file, site)
+    home = (site / "index.html").read_text()
+    assert home.count('<meta name="robots"') == 1
+    assert 'content="noai, noimageai"' in home
+    assert re.search(r'srcset="img/photo\.jpg-\d+w\.[0-9a-f]{10}\.webp \d+w', home)
+    opened = (site / "open.html").read_text()
+    assert '<meta name="tdm-reservation" content="0"' in opened and "noai" not in opened
+    photo = pyexiv2_xmp((site / "img" / "photo.jpg").read_bytes())
+    assert photo["Xmp.plus.DataMining"] == PLUS + "DMI-PROHIBITED-EXCEPTSEARCHENGINEINDEXING"
+    assert pyexiv2_xmp((site / "img" / "open.jpg").read_bytes())["Xmp.plus.DataMining"] == (
+        PLUS + "DMI-ALLOWED"
+    )
+    robots = (site / "robots.txt").read_text()
+    assert "User-agent: GPTBot" in robots
+    # A rebuild (what `mkdocs serve` does) leaves no duplicated meta and the same bytes.
+    before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    mkdocs_build(config_file, site)
+    after = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_pelican_real_build_metadata_override(tmp_path: Path) -> None:
+    from pelican import Pelican
+    from pelican.settings import read_settings
+
+    content = tmp_path / "content"
+    (content / "images").mkdir(parents=True)
+    (content / "pages").mkdir()
+    (content / "images" / "photo.jpg").write_bytes(camera_file("JPEG"))
+    (content / "images" / "open.jpg").write_bytes(camera_file("PNG"))
+    (content / "post.md").write_text(
+        "Title: Post\nDate: 2026-01-01\n\n![A photo]({static}/images/photo.jpg)\n"
+    )
+    (content / "pages" / "open.md").write_text(
+        "Title: Open\nDMI: DMI-ALLOWED\n\n![Open]({static}/images/open.jpg)\n"
+    )
+    output = tmp_path / "output"
+    settings = read_settings(
+        override={
+            "PATH": str(content),
+            "OUTPUT_PATH": str(output),
+            "STATIC_PATHS": ["images"],
+            "PLUGINS": ["ssg_dmi.pelican"],
+            "SSG_DMI": {"jobs": 1, "cache_dir": str(tmp_path / "cache")},
+            "RELATIVE_URLS": True,
+            "FEED_ALL_ATOM": "feeds/all.atom.xml",
+            "SITEURL": "https://example.org",
+            "CACHE_CONTENT": False,
+        }
+    )
+    Pelican(settings).run()
+    post = (output / "post.html").read_text()
+    assert post.count('<meta name="robots"') == 1 and "noai, noimageai" in post
+    assert re.search(r'srcset="[^"]*photo\.jpg-\d+w\.[0-9a-f]{10}\.webp', post)
+    assert pyexiv2_xmp((output / "images" / "open.jpg").read_bytes())["Xmp.plus.DataMining"] == (
+        PLUS + "DMI-ALLOWED"
+    )
+    assert "tdm-reservation" in (output / "pages" / "open.html").read_text()
+    assert (output / "ai.txt").is_file() and (output / "_headers").is_file()
+    feed = (output / "feeds" / "all.atom.xml").read_text()
+    assert "srcset" not in feed  # feeds are left alone
+
+
+def test_pelican_bad_settings_name_the_key(tmp_path: Path) -> None:
+    from ssg_dmi.errors import ConfigError
+    from ssg_dmi.pelican import settings_from_pelican
+
+    with pytest.raises(ConfigError, match=r"pelicanconf.py: SSG_DMI: unknown key `dmii`"):
+        settings_from_pelican({"SSG_DMI": {"dmii": "x"}, "PATH": str(tmp_path)})
+    got = settings_from_pelican({"SSG_DMI": {}, "SITEURL": "https://e.org/blog", "PATH": "x"})
+    assert got.base_url == "/blog/"
+    assert "theme/**" in got.exclude
