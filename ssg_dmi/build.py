@@ -151,14 +151,13 @@ def rewrite_pages(
 ) -> int:
     """Rewrite every page's images and head; returns how many files changed."""
     infos = _image_infos(report)
-    site_dmi = settings.policy_for("").dmi
     formats = tuple(dict.fromkeys((*settings.formats, "avif", "webp", "jpeg", "png")))
     changed = 0
     for rel in pages:
         text = _read_page(site, rel)
         if text is None:
             continue
-        sig = signals_of(page_values.get(rel, site_dmi))
+        sig = signals_of(page_values.get(rel) or settings.policy_for(rel).dmi)
         ctx = pagehtml.PageContext(
             page_path=rel,
             base_url=settings.base_url,

@@ -77,6 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="show the DMI value, rights and private fields")
     inspect.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     inspect.add_argument("--json", action="store_true", help="one JSON document on stdout")
+
+    check = sub.add_parser("check", help="audit a built or served site; exit 1 on findings")
+    check.add_argument("site", nargs="?", type=Path, metavar="SITE_DIR", help="a built site")
+    check.add_argument("--url", metavar="BASE_URL", help="crawl this served site instead")
+    check.add_argument("--config", type=Path, metavar="FILE", help="ssg-dmi.toml or pyproject.toml")
+    check.add_argument("--dmi", metavar="VALUE", help="site-wide DataMining value (as for build)")
+    check.add_argument("--format", choices=["text", "json", "junit", "github"], default="text")
+    check.add_argument("--max-pages", type=int, default=500, metavar="N", help="default 500")
+    check.add_argument("--max-images", type=int, default=2000, metavar="N", help="default 2000")
+    check.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS")
     return parser
 
 
@@ -245,6 +255,13 @@ def _describe(r: Mapping[str, object]) -> str:
     return "\n".join(lines)
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Audit a built site folder or a served site; exit 1 when anything is wrong."""
+    from .check import run_check
+
+    return run_check(args, _settings(args.config).with_overrides(dmi=args.dmi))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ssg-dmi`` console script."""
     args = build_parser().parse_args(argv)
@@ -253,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s: %(name)s: %(message)s",
     )
     try:
-        commands = {"tag": cmd_tag, "build": cmd_build, "cache": cmd_cache}
+        commands = {"tag": cmd_tag, "build": cmd_build, "cache": cmd_cache, "check": cmd_check}
         return commands.get(args.command, cmd_inspect)(args)
     except ConfigError as exc:
         print(f"ssg-dmi: config error: {exc}", file=sys.stderr)

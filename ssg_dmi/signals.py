@@ -98,6 +98,8 @@ def site_policy(settings: Settings, page_overrides: Mapping[str, DMI] | None = N
             continue
         ruled.append((pattern, dmi))
         found[base + pattern[1:]] = dmi
+        if pattern.endswith("$"):  # the file's variants: `photo.png-480w.<hash>.webp`
+            found[base + pattern[1:-1] + "-"] = dmi
     for i, (a, dmi_a) in enumerate(ruled):
         for b, dmi_b in ruled[i + 1 :]:
             if dmi_a != dmi_b and len(a) > len(b) and _may_overlap(a, b):
@@ -108,6 +110,8 @@ def site_policy(settings: Settings, page_overrides: Mapping[str, DMI] | None = N
     for relpath, dmi in (page_overrides or {}).items():
         path = _quote(relpath.strip("/"))
         found[f"{base}{path}$"] = dmi
+        if not path.lower().endswith((".html", ".htm")):  # an image: its variants too
+            found[f"{base}{path}-"] = dmi
         if path == "index.html" or path.endswith("/index.html"):
             found[f"{base}{path[: -len('index.html')]}$"] = dmi  # the URL the page is served at
     if base in found:  # a rule for everything changes the site-wide value

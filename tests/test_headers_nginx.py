@@ -301,6 +301,10 @@ def policy(**raw: Any) -> SitePolicy:
             "  Content-Usage: train-ai=n, search=y\n"
             "/docs/a/b.png\n  ! X-Robots-Tag\n  ! tdm-reservation\n  ! Content-Usage\n"
             "  X-Robots-Tag: noai, noimageai\n  tdm-reservation: 1\n"
+            "  Content-Usage: train-ai=n, search=n\n"
+            # its variants (b.png-480w.<hash>.webp) follow the same rule
+            "/docs/a/b.png-*\n  ! X-Robots-Tag\n  ! tdm-reservation\n  ! Content-Usage\n"
+            "  X-Robots-Tag: noai, noimageai\n  tdm-reservation: 1\n"
             "  Content-Usage: train-ai=n, search=n\n",
         ),
     ],
