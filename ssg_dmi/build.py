@@ -142,12 +142,38 @@ def _image_infos(report: Report) -> dict[str, pagehtml.ImageInfo]:
     return infos
 
 
+# With width/height attributes, a theme's `img { max-width: 100% }` alone squashes images
+# narrower than their slot (the height attribute stays). `:where()` has zero specificity:
+# this only fills in when the theme's CSS says nothing about height.
+KEEP_RATIO = '<style id="ssg-dmi">:where(img[width][height][srcset]){height:auto}</style>'
+
+
+def keep_ratio(html: str) -> str:
+    """Add :data:`KEEP_RATIO` after ``<head>`` once, in a page that has srcset images."""
+    if 'id="ssg-dmi"' in html or "srcset" not in html:
+        return html
+    for tag in htmlscan.iter_tags(html, frozenset({"head"})):
+        if not tag.closing:
+            return html[: tag.end] + KEEP_RATIO + html[tag.end :]
+    return html
+
+
+def declare_dmi(html: str, key: str) -> str:
+    """Write a front-matter value into the page as ``<meta name="ssg-dmi">``, right after
+    ``<head>``, so ``ssg-dmi check`` and later builds over this output see it too."""
+    for tag in htmlscan.iter_tags(html, frozenset({"head"})):
+        if not tag.closing:
+            return f'{html[: tag.end]}<meta name="ssg-dmi" content="{key}">{html[tag.end :]}'
+    return html
+
+
 def rewrite_pages(
     site: Path,
     pages: list[str],
     settings: Settings,
     report: Report,
     page_values: Mapping[str, DMI],
+    page_dmi: Mapping[str, str] | None = None,
 ) -> int:
     """Rewrite every page's images and head; returns how many files changed."""
     infos = _image_infos(report)
@@ -171,6 +197,10 @@ def rewrite_pages(
             formats=formats,
         )
         out = pagehtml.rewrite(text, ctx)
+        declared = page_dmi.get(rel) if page_dmi else None
+        if declared and htmlscan.scan(out, rel, settings.base_url).dmi is None:
+            out = declare_dmi(out, _dmi(declared, rel).key)
+        out = keep_ratio(out)
         if out != text:
             changed += atomic_write(site / rel, out.encode("utf-8", errors="surrogateescape"))
     return changed
@@ -205,7 +235,7 @@ def run_site(
     )
     result = SiteReport(images=images, pages=pages, notes=notes)
     if settings.rewrite_html:
-        result.pages_changed = rewrite_pages(site, pages, settings, images, page_values)
+        result.pages_changed = rewrite_pages(site, pages, settings, images, page_values, page_dmi)
     if settings.site_files:
         overridden = {**{k: v for k, v in image_values.items()}, **page_values}
         policy = site_policy(settings, overridden)
