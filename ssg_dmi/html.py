@@ -26,6 +26,7 @@ the tags. Choices where the standards leave room:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -175,7 +176,7 @@ def _image(
         if v.width > 0:
             groups.setdefault(_fmt(v.format), {}).setdefault(v.width, v.path)
     own = _fmt(info.format)
-    formats = list(dict.fromkeys(_fmt(f) for f in ctx.formats))
+    formats = _formats(ctx.formats)
     if ctx.picture:
         img_format: str | None = own if own in groups else None
         source_formats = [f for f in formats if f != own and f in groups]
@@ -208,7 +209,7 @@ def _image(
     sizes = tag.get("sizes")
     if sizes is None and (img_format or source_formats):
         sizes = _sizes(tag.get("data-sizes"), ctx.sizes, lazy and bool(w) and bool(h))
-        if img_format:
+        if img_format and sizes:
             add.insert(0, ("sizes", sizes))
     if img_format:
         add.insert(0, ("srcset", srcset(img_format)))
@@ -221,7 +222,9 @@ def _image(
         close = " />" if xhtml else ">"
         sources = "".join(
             "<source"
-            + _attrs([("type", _mime(f)), ("srcset", srcset(f)), ("sizes", sizes or "")])
+            + _attrs(
+                [("type", _mime(f)), ("srcset", srcset(f)), *([("sizes", sizes)] if sizes else [])]
+            )
             + close
             for f in source_formats
         )
@@ -229,9 +232,15 @@ def _image(
     return None if new == html[tag.start : tag.end] else (tag.start, tag.end, new)
 
 
+@functools.lru_cache(maxsize=64)
 def _fmt(name: str) -> str:
     name = name.strip().lower()
     return _ALIAS.get(name, name)
+
+
+@functools.lru_cache(maxsize=16)
+def _formats(formats: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_fmt(f) for f in formats))
 
 
 def _mime(fmt: str) -> str:
@@ -251,20 +260,19 @@ def _sizes(data_sizes: str | None, default: str, auto: bool) -> str:
         rest = (raw[m.end() :] if m else raw).strip()
         if rest:
             break
-    return f"auto, {rest}" if auto else rest
+    return (f"auto, {rest}" if rest else "auto") if auto else rest
 
 
 def _url(path: str, rooted: bool, directory: list[str], base: list[str]) -> str:
     """A URL for site path ``path``: root-relative, or relative to ``directory``."""
-    segments = base + path.split("/")
     if rooted:
-        return "/" + "/".join(quote(s, safe="") for s in segments)
+        return quote("/".join(["", *base, path]), safe="/")
+    segments = base + path.split("/")
     common = 0
     limit = min(len(directory), len(segments) - 1)
     while common < limit and directory[common] == segments[common]:
         common += 1
-    rest = [quote(s, safe="") for s in segments[common:]]
-    return "/".join([".."] * (len(directory) - common) + rest)
+    return "../" * (len(directory) - common) + quote("/".join(segments[common:]), safe="/")
 
 
 def _attrs(pairs: Iterable[tuple[str, str]]) -> str:
@@ -344,7 +352,10 @@ def _insert_at(html: str, head: Tag | None, root: Tag | None) -> int:
         first is not None
         and first.name == "meta"
         and not first.closing
-        and ("charset" in first.attrs or (first.get("http-equiv") or "").lower() == "content-type")
+        and (
+            "charset" in first.attrs
+            or (first.get("http-equiv") or "").strip().lower() == "content-type"
+        )
     ):
         return first.end
     return pos

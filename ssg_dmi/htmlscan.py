@@ -13,6 +13,7 @@ first of duplicate attributes wins. No tree is built; nothing is copied.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,71 +27,34 @@ _ATTR = (
     r"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+(?P<value>\"[^\"]*+\"|'[^']*+'|[^\t\n\f\r >]*+))?"
 )
 # Possessive quantifiers keep a tag left open at the end of the file linear, not exponential.
+_ATTRS = "(?:" + _ATTR.replace("?P<name>", "?:").replace("?P<value>", "?:") + ")*+"
 _TAG = re.compile(
-    r"<(?P<close>/?)(?P<tag>[a-zA-Z][^\t\n\f\r />]*+)(?P<attrs>(?:"
-    + _ATTR.replace("?P<name>", "?:").replace("?P<value>", "?:")
-    + r")*+)(?P<trail>[\t\n\f\r /]*+)>"
+    rf"<(?P<close>/?)(?P<tag>[a-zA-Z][^\t\n\f\r />]*+)(?P<attrs>{_ATTRS})(?P<trail>[\t\n\f\r /]*+)>"
 )
 _ATTR_RE = re.compile(_ATTR)
 _MARKUP = re.compile(r"<[a-zA-Z/!?]")
-_COMMENT_END = re.compile(r"--!?>")
+_COMMENT_END = re.compile(r"-->")
 _SCRIPT = re.compile(r"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
 _IGNORABLE = re.compile(r"(?:[\t\n\f\r ]+|<!--(?:-?>|[\s\S]*?(?:--!?>|\Z))|<[!?][^>]*+>?)*")
 _RAW = ("style", "xmp", "iframe", "noembed", "noframes", "textarea", "title")
+# Start tags the tokenizer must stop at whatever the caller asks for.
+_LOUD = frozenset({"svg", "math", "script", "plaintext", "image", *_RAW})
 _RAW_END = {n: re.compile(rf"</{n}[\t\n\f\r />]", re.IGNORECASE) for n in _RAW}
+# fmt: off
 # Start tags that end SVG/MathML content (HTML spec, "parsing main inforeign").
-_BREAKOUT = frozenset(
-    {
-        "b",
-        "big",
-        "blockquote",
-        "body",
-        "br",
-        "center",
-        "code",
-        "dd",
-        "div",
-        "dl",
-        "dt",
-        "em",
-        "embed",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "head",
-        "hr",
-        "i",
-        "img",
-        "li",
-        "listing",
-        "menu",
-        "meta",
-        "nobr",
-        "ol",
-        "p",
-        "pre",
-        "ruby",
-        "s",
-        "small",
-        "span",
-        "strong",
-        "strike",
-        "sub",
-        "sup",
-        "table",
-        "tt",
-        "u",
-        "ul",
-        "var",
-    }
-)
+_BREAKOUT = frozenset({
+    "b", "big", "blockquote", "body", "br", "center", "code", "dd", "div", "dl", "dt", "em",
+    "embed", "h1", "h2", "h3", "h4", "h5", "h6", "head", "hr", "i", "img", "li", "listing",
+    "menu", "meta", "nobr", "ol", "p", "pre", "ruby", "s", "small", "span", "strong", "strike",
+    "sub", "sup", "table", "tt", "u", "ul", "var",
+})
+# fmt: on
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta"})
 # Elements inside SVG/MathML whose children are HTML again.
-_INTEGRATION = frozenset(
-    {"foreignobject", "desc", "title", "mi", "mo", "mn", "ms", "mtext", "annotation-xml"}
-)
+_INTEGRATION = {
+    "svg": frozenset({"foreignobject", "desc", "title"}),
+    "math": frozenset({"mi", "mo", "mn", "ms", "mtext"}),
+}
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789=")
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 _SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*:")
@@ -191,14 +155,40 @@ def _script_end(html: str, pos: int) -> int:
     return -1
 
 
+@functools.lru_cache(maxsize=16)
+def _quiet(names: frozenset[str]) -> re.Pattern[str]:
+    """A run of text, comments and tags that need no decision (none named, none raw text)."""
+    loud = "|".join(sorted(names | _LOUD))
+    end = "|".join(sorted(names)) or "(?!)"
+    body = rf"[^\t\n\f\r />]*+{_ATTRS}[\t\n\f\r /]*+>"
+    return re.compile(
+        r"(?:[^<]++|<!--(?:-?>|[\s\S]*?(?:--!?>|\Z))|<[!?][^>]*+>?|</>|</[^a-zA-Z>][^>]*+>?"
+        rf"|<(?!(?i:{loud})[\t\n\f\r />])[a-zA-Z]{body}"
+        rf"|</(?!(?i:{end})[\t\n\f\r />])[a-zA-Z]{body}"
+        r"|<(?![a-zA-Z/!?]))*+"
+    )
+
+
 def iter_tags(html: str, names: frozenset[str]) -> Iterator[Tag]:
     """The real HTML tags named in ``names``, start and end, in document order."""
     n = len(html)
     pos = 0
-    stack: list[tuple[bool, str]] = []  # open SVG/MathML elements: (is foreign, name)
-    while m := _MARKUP.search(html, pos):
-        i = m.start()
-        c = html[i + 1]
+    stack: list[tuple[bool, str, str]] = []  # open SVG/MathML elements: (foreign, name, ns)
+    quiet = _quiet(names)
+    at_foreign = False  # the current node is an SVG/MathML element (CDATA is honoured)
+    while True:
+        if not stack:  # plain HTML: let one C-level match step over what needs no decision
+            pos = quiet.match(html, pos).end()  # type: ignore[union-attr]  # matches ""
+            if pos >= n:
+                return
+            i = pos
+        elif m := _MARKUP.search(html, pos):
+            i = m.start()
+        else:
+            return
+        c = html[i + 1] if i + 1 < n else ""
+        if c == "":
+            return
         foreign = bool(stack) and stack[-1][0]
         if c == "!" or c == "?":
             if html.startswith("<!--", i):
@@ -207,7 +197,7 @@ def iter_tags(html: str, names: frozenset[str]) -> Iterator[Tag]:
                 else:
                     cm = _COMMENT_END.search(html, i + 4)
                     pos = cm.end() if cm else n
-            elif foreign and html.startswith("<![CDATA[", i):
+            elif (foreign or at_foreign) and html.startswith("<![CDATA[", i):
                 e2 = html.find("]]>", i + 9)
                 pos = n if e2 < 0 else e2 + 3
             else:
@@ -231,6 +221,10 @@ def iter_tags(html: str, names: frozenset[str]) -> Iterator[Tag]:
         if t.group("close"):
             if stack and name == stack[-1][1]:
                 stack.pop()
+                at_foreign = bool(stack)
+            elif foreign and name in ("p", "br"):
+                while stack and stack[-1][0]:
+                    stack.pop()  # these two end tags end SVG/MathML content too
             elif foreign:
                 for k in range(len(stack) - 1, -1, -1):
                     if stack[k][1] == name:
@@ -245,12 +239,16 @@ def iter_tags(html: str, names: frozenset[str]) -> Iterator[Tag]:
                     stack.pop()
             else:
                 if not t.group("trail").endswith("/"):
-                    stack.append((name not in _INTEGRATION, name))
+                    stack.append(_foreign(html, t, name, stack[-1]))
+                    at_foreign = True
                 continue
         if name in ("svg", "math"):
             if not t.group("trail").endswith("/"):
-                stack.append((True, name))
+                stack.append((True, name, name))
+                at_foreign = True
             continue
+        if name not in _VOID:
+            at_foreign = False
         if name == "image":
             name = "img"  # the tree builder renames it
         if name in names:
@@ -272,6 +270,20 @@ def iter_tags(html: str, names: frozenset[str]) -> Iterator[Tag]:
         pos = end.end()
         if name in names:
             yield _tag(html, end, name)
+
+
+def _foreign(
+    html: str, m: re.Match[str], name: str, parent: tuple[bool, str, str]
+) -> tuple[bool, str, str]:
+    """The stack entry of an element opened inside SVG/MathML content."""
+    ns = "svg" if name == "svg" and parent[1] == "annotation-xml" else parent[2]
+    html_inside = name in _INTEGRATION[ns] or (
+        name == "annotation-xml"
+        and ns == "math"
+        and (_tag(html, m, name).get("encoding") or "").strip().lower()
+        in ("text/html", "application/xhtml+xml")
+    )
+    return (not html_inside, name, ns)
 
 
 def _font_breaks(html: str, m: re.Match[str]) -> bool:

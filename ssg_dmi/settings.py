@@ -188,7 +188,7 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     quality: Mapping[str, int] = field(default_factory=lambda: dict(QUALITY_DEFAULTS))
     widths: tuple[int, ...] = (480, 960, 1600)
-    formats: tuple[str, ...] = ("webp", "jpeg")
+    formats: tuple[str, ...] = ("webp",)
     originals: str = "optimize"
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()

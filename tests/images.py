@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 
 from PIL import Image, ImageCms, PngImagePlugin
@@ -54,8 +55,10 @@ def pattern(size: tuple[int, int] = (64, 48), mode: str = "RGB") -> Image.Image:
     return im if mode in ("RGB", "RGBA") else im.convert(mode)
 
 
+@functools.cache
 def srgb_icc() -> bytes:
-    """A real ICC profile to check colour data survives."""
+    """A real ICC profile to check colour data survives (made once: LittleCMS stamps the
+    creation time into it, and the tests compare files made seconds apart)."""
     profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
     return bytes(profile.tobytes())
 
