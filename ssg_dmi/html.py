@@ -5,23 +5,29 @@ every other byte (doctype, comments, scripts, ``<pre>``, entity spelling, quotin
 space, line endings) is kept. Pure ``str -> str``, stdlib only; :mod:`.htmlscan` finds
 the tags. Choices where the standards leave room:
 
-- ``data-sizes`` gives ``sizes`` and is kept (lazy-loading scripts read it); an author
-  ``sizes`` wins over both. ``auto, `` is put in front only when the ``<img>`` ends up
-  ``loading="lazy"`` with integer ``width`` and ``height``: browsers size-contain
+- An ``<img>`` with ``srcset`` or ``data-srcset`` (even empty), or inside an author's
+  ``<picture>``, is the author's and stays as it is. Ours has a ``srcset`` or sits in our
+  ``<picture>``, so a second run changes nothing (no marker attribute needed).
+- ``sizes``: an author ``sizes`` wins; else ``data-sizes`` (kept, lazy-loading scripts
+  read it); else the site default. ``auto, `` goes in front only when the ``<img>`` ends
+  up ``loading="lazy"`` with integer ``width`` and ``height``: browsers size-contain
   ``sizes=auto`` images, so without both they would render at 300×150.
-- With one of ``width``/``height`` set (a plain integer), the other is added at the
-  image's aspect ratio, which is what the browser renders anyway; with neither, both.
-- ``srcset`` or ``data-srcset`` present (even empty), or an author ``<picture>`` around
-  it: the ``<img>`` is the author's and stays as it is. Our own output has a ``srcset``
-  or sits in our ``<picture>``, so a second run changes nothing (no marker attribute).
-- srcset URLs are built from the resolved path (query and fragment of ``src`` dropped),
-  every segment percent-encoded, so spaces, commas and non-ASCII cannot break the list.
-- A page whose ``<base href>`` points to another origin has no local images.
+- ``width``/``height``: both added when neither is set; with one set (a plain integer)
+  the other is added at the image's aspect ratio, which is what the browser renders anyway.
+- srcset URLs are built from the resolved path (the ``src``'s query and fragment are
+  dropped), every segment percent-encoded so spaces, commas and non-ASCII cannot break the
+  list; relative when ``src`` was, root-relative (with ``base_url``) when it was.
+- ``<base href>`` is honoured; one pointing to another origin makes no image local.
+- No ``<picture>`` around an ``<img>`` that ends SVG/MathML content (a ``<picture>``
+  would not end it, so the tree would change).
 - New void tags end in `` />`` when the page is XHTML-ish (``<?xml`` prolog or
   ``<html xmlns>``) so it stays well-formed XML; otherwise ``>``.
-- New metas go right after ``<head>`` (after a leading ``<meta charset>``, to keep it in
-  the first 1024 bytes); without ``<head>`` where the parser opens the implied head
-  (after ``<html>`` or the doctype and any comments), so the tree is the same otherwise.
+- Metas: every robots meta outside ``<template>`` is merged into the first (directives
+  kept in order, deduplicated case-insensitively, ours appended); with ``tdm_reservation``
+  or ``tdm_policy`` None the page's own such metas are left alone. New metas go right
+  after ``<head>`` (after a leading ``<meta charset>``/``http-equiv``, to keep it in the
+  first 1024 bytes); without ``<head>``, where the parser opens the implied head (after
+  ``<html>`` or the doctype and any comments), so the tree is otherwise the same.
 """
 
 from __future__ import annotations

@@ -1,14 +1,20 @@
 """Just enough of the HTML tokenizer to find real tags, and the local images a page shows.
 
-The WHATWG tokenizer decides where a tag starts and ends; this follows it for everything
-that can hide a ``<`` from the tree builder: comments (also ``<!-->``), doctypes, bogus
-comments (``<?xml …?>``, ``</ x>``), CDATA (only in SVG/MathML), the raw-text elements
-(script with its escape states, style, xmp, iframe, noembed, noframes), the escapable
-raw-text ones (textarea, title) and plaintext. ``<noscript>`` is read as markup, as a
-parser with scripting disabled (html5lib's default, crawlers without JS) reads it.
-Attributes follow the tokenizer too: names end at ``=``, white space, ``/`` or ``>``;
-unquoted values end at white space or ``>`` only (``src=a.jpg/>`` is ``a.jpg/``); the
-first of duplicate attributes wins. No tree is built; nothing is copied.
+Follows the WHATWG tokenizer wherever a ``<`` can be hidden from the tree builder:
+comments (also ``<!-->``, ``--!>``), doctypes and bogus comments (``<?xml …?>``,
+``</ x>``), CDATA (only where the current node is SVG/MathML), the raw-text elements
+(script with its ``<!--<script>`` escape states, style, xmp, iframe, noembed, noframes),
+the escapable raw-text ones (textarea, title) and plaintext. ``<noscript>`` is read as
+markup, as a parser with scripting off reads it (html5lib's default, crawlers without
+JS); with scripting on it is text, so an image rewritten there is harmless. SVG/MathML
+are tracked with their HTML integration points and breakout tags, including the ``</p>``
+and ``</br>`` rule html5lib 1.1 predates. Attributes follow the tokenizer too: names end at
+``=``, white space, ``/`` or ``>``; unquoted values only at white space or ``>``
+(``src=a.jpg/>`` is ``a.jpg/``); the first of duplicate attributes wins. Not modelled:
+tree-builder drops (an ``<img>`` in ``<select>`` or ``<frameset>`` is still reported).
+
+Plain HTML between the tags a caller names is stepped over by one regular-expression
+match in C; Python only sees the named tags, raw-text elements and SVG/MathML.
 """
 
 from __future__ import annotations
@@ -33,9 +39,11 @@ _TAG = re.compile(
 )
 _ATTR_RE = re.compile(_ATTR)
 _MARKUP = re.compile(r"<[a-zA-Z/!?]")
-_COMMENT_END = re.compile(r"-->")
+# A comment, as the tokenizer ends it: <!--> and <!---> are whole comments; --!> ends one too.
+_COMMENT = r"<!--(?:-?>|[\s\S]*?(?:--!?>|\Z))"
+_COMMENT_RE = re.compile(_COMMENT)
 _SCRIPT = re.compile(r"<!--|-->|<(/?)script[\t\n\f\r />]", re.IGNORECASE)
-_IGNORABLE = re.compile(r"(?:[\t\n\f\r ]+|<!--(?:-?>|[\s\S]*?(?:--!?>|\Z))|<[!?][^>]*+>?)*")
+_IGNORABLE = re.compile(rf"(?:[\t\n\f\r ]+|{_COMMENT}|<[!?][^>]*+>?)*")
 _RAW = ("style", "xmp", "iframe", "noembed", "noframes", "textarea", "title")
 # Start tags the tokenizer must stop at whatever the caller asks for.
 _LOUD = frozenset({"svg", "math", "script", "plaintext", "image", *_RAW})
@@ -162,7 +170,7 @@ def _quiet(names: frozenset[str]) -> re.Pattern[str]:
     end = "|".join(sorted(names)) or "(?!)"
     body = rf"[^\t\n\f\r />]*+{_ATTRS}[\t\n\f\r /]*+>"
     return re.compile(
-        r"(?:[^<]++|<!--(?:-?>|[\s\S]*?(?:--!?>|\Z))|<[!?][^>]*+>?|</>|</[^a-zA-Z>][^>]*+>?"
+        rf"(?:[^<]++|{_COMMENT}|<[!?][^>]*+>?|</>|</[^a-zA-Z>][^>]*+>?"
         rf"|<(?!(?i:{loud})[\t\n\f\r />])[a-zA-Z]{body}"
         rf"|</(?!(?i:{end})[\t\n\f\r />])[a-zA-Z]{body}"
         r"|<(?![a-zA-Z/!?]))*+"
@@ -192,11 +200,7 @@ def iter_tags(html: str, names: frozenset[str]) -> Iterator[Tag]:
         foreign = bool(stack) and stack[-1][0]
         if c == "!" or c == "?":
             if html.startswith("<!--", i):
-                if html.startswith("<!-->", i) or html.startswith("<!--->", i):
-                    pos = html.index(">", i) + 1
-                else:
-                    cm = _COMMENT_END.search(html, i + 4)
-                    pos = cm.end() if cm else n
+                pos = _COMMENT_RE.match(html, i).end()  # type: ignore[union-attr]
             elif (foreign or at_foreign) and html.startswith("<![CDATA[", i):
                 e2 = html.find("]]>", i + 9)
                 pos = n if e2 < 0 else e2 + 3
