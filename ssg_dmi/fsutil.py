@@ -22,7 +22,10 @@ def atomic_write(path: Path, data: bytes) -> bool:
     second run over the same input changes nothing, not even modification times.
     """
     try:
-        if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
+        # Sizes first: most targets differ in size, and reading them to compare would cost
+        # as much as writing them.
+        same_size = not path.is_symlink() and path.stat().st_size == len(data)
+        if same_size and path.read_bytes() == data:
             return False
     except OSError:
         pass
