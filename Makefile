@@ -31,10 +31,10 @@ demo: install
 	@$(VENV)/bin/ssg-dmi inspect example-site/images || true
 	@echo
 	@echo "== 2. MkDocs + Material site (example-site/mkdocs), plugin 'ssg-dmi'"
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --quiet -f example-site/mkdocs/mkdocs.yml -d "$(DEMO_OUT)/mkdocs"
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build -f example-site/mkdocs/mkdocs.yml -d "$(DEMO_OUT)/mkdocs"
 	@echo
 	@echo "== 3. Pelican site (example-site/pelican), plugin 'ssg_dmi.pelican'"
-	cd example-site/pelican && ../../$(VENV)/bin/pelican content -q -s pelicanconf.py -o "$(DEMO_OUT)/pelican"
+	cd example-site/pelican && ../../$(VENV)/bin/pelican content -s pelicanconf.py -o "$(DEMO_OUT)/pelican"
 	@echo
 	@echo "== 4. ssg-dmi check: everything read back from the built sites"
 	$(VENV)/bin/ssg-dmi check "$(DEMO_OUT)/mkdocs" --config example-site/ssg-dmi.toml

@@ -195,6 +195,7 @@ def rewrite_pages(
             picture=settings.picture,
             lazy=settings.lazy,
             formats=formats,
+            origin=settings.origin,
         )
         out = pagehtml.rewrite(text, ctx)
         declared = page_dmi.get(rel) if page_dmi else None

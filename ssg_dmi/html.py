@@ -100,6 +100,7 @@ class PageContext:
     picture: bool = False
     lazy: bool = True
     formats: tuple[str, ...] = ("avif", "webp", "jpeg", "png")
+    origin: str | None = None  # "https://example.org": absolute URLs on it are local too
 
     def __post_init__(self) -> None:
         if self.tdm_reservation not in (None, 0, 1):
@@ -173,6 +174,11 @@ def _image(
     if "srcset" in tag.attrs or "data-srcset" in tag.attrs:
         return None
     src = tag.get("src")
+    # An absolute URL on the site's own origin (Pelican without RELATIVE_URLS) is local;
+    # its srcset keeps the same absolute form.
+    prefix = ""
+    if src is not None and ctx.origin and src.strip().lower().startswith(ctx.origin.lower() + "/"):
+        prefix, src = ctx.origin, src.strip()[len(ctx.origin) :]
     path = None if src is None else site_path(resolve_url(src, directory), base)
     info = None if path is None else ctx.images.get(path)
     if src is None or path is None or info is None:
@@ -195,7 +201,9 @@ def _image(
         by_width = dict(groups[fmt])
         if own == fmt and info.width > 0:
             by_width.setdefault(info.width, path)
-        urls = (f"{_url(p, rooted, directory, base)} {w}w" for w, p in sorted(by_width.items()))
+        urls = (
+            f"{prefix}{_url(p, rooted, directory, base)} {w}w" for w, p in sorted(by_width.items())
+        )
         return ", ".join(urls)
 
     add: list[tuple[str, str]] = []

@@ -37,8 +37,8 @@ def settings_from_pelican(pelican_settings: dict[str, Any]) -> Settings:
     if not isinstance(pelican_settings.get("SSG_DMI") or {}, dict):
         raise ConfigError("pelicanconf.py: SSG_DMI must be a dict of ssg-dmi settings")
     site_url = str(pelican_settings.get("SITEURL") or "")
-    if not pelican_settings.get("RELATIVE_URLS"):
-        raw.setdefault("base_url", urlsplit(site_url).path or "/")
+    if not pelican_settings.get("RELATIVE_URLS") and site_url:
+        raw.setdefault("base_url", site_url if urlsplit(site_url).scheme else "/")
     # The theme's own images (icons, logos) are left alone unless asked for.
     if not raw.pop("theme_images", False):
         theme = str(pelican_settings.get("THEME_STATIC_DIR") or "theme").strip("/")

@@ -204,6 +204,7 @@ class Settings:
     lazy: bool = True
     block_search_engines: bool = False
     base_url: str = "/"
+    origin: str | None = None  # scheme://host of base_url when given as a full URL
     rewrite_html: bool = True
     site_files: bool = True
     source: str = "defaults"
@@ -423,6 +424,9 @@ def load_settings(raw: Mapping[str, Any] | None, source: str = "settings") -> Se
         build = _parse_build_values({k: v for k, v in raw.items() if k in _BUILD_PARSERS})
     except ConfigError as exc:
         raise ConfigError(f"{where}{exc}") from None
+    origin = re.match(r"^(https?://[^/?#]+)", str(raw.get("base_url", "")))
+    if origin:  # absolute URLs to the site itself (Pelican without RELATIVE_URLS) are local
+        build["origin"] = origin.group(1)
     return Settings(policy=policy, rules=tuple(rules), source=source, **build)
 
 

@@ -148,3 +148,112 @@ def test_pelican_bad_settings_name_the_key(tmp_path: Path) -> None:
     got = settings_from_pelican({"SSG_DMI": {}, "SITEURL": "https://e.org/blog", "PATH": "x"})
     assert got.base_url == "/blog/"
     assert "theme/**" in got.exclude
+
+
+def test_mkdocs_strict_fails_on_an_untagged_image(tmp_path: Path) -> None:
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import Abort
+
+    config_file = mkdocs_project(tmp_path, "  - ssg-dmi:\n      jobs: 1\n")
+    (tmp_path / "docs" / "img" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    config = load_config(str(config_file), site_dir=str(tmp_path / "site"), strict=True)
+    config.plugins.on_startup(command="build", dirty=False)
+    try:
+        with pytest.raises(Abort, match="warning"):
+            build(config)
+    finally:
+        config.plugins.on_shutdown()
+    # Not strict: the same site builds, the broken file is left as it was.
+    mkdocs_build(config_file, tmp_path / "site2")
+    assert (tmp_path / "site2" / "img" / "broken.png").read_bytes().endswith(b"\0" * 40)
+
+
+def test_mkdocs_serve_style_rebuilds_reuse_the_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like `mkdocs serve`: one config and plugin object, several builds after edits."""
+    import time
+
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    config_file = mkdocs_project(tmp_path, "  - ssg-dmi:\n      jobs: 2\n")
+    site = tmp_path / "site"
+    config = load_config(str(config_file), site_dir=str(site))
+    config.plugins.on_startup(command="serve", dirty=False)
+    plugin = config.plugins["ssg-dmi"]
+    try:
+        build(config)
+        pool = plugin.executor
+        first = {p: p.stat().st_mtime_ns for p in (site / "img").iterdir()}
+        for n in range(3):
+            (tmp_path / "docs" / "index.md").write_text(
+                f"# Home {n}\n\n![A photo](img/photo.jpg)\n"
+            )
+            started = time.perf_counter()
+            build(config)  # what serve does after an edit: the same config and plugin
+            assert time.perf_counter() - started < 30
+        # images were copied afresh by MkDocs and restored from the cache, not re-encoded
+        assert set(first) == {p for p in (site / "img").iterdir()}
+        assert plugin.executor is pool  # the worker pool lived across rebuilds
+        home = (site / "index.html").read_text()
+        assert "Home 2" in home and home.count('<meta name="robots"') == 1
+        assert home.count('<meta name="tdm-reservation"') == 1
+    finally:
+        config.plugins.on_shutdown()
+
+
+def pelican_site(tmp_path: Path, **overrides: object) -> Path:
+    from pelican import Pelican
+    from pelican.settings import read_settings
+
+    content = tmp_path / "content"
+    (content / "images").mkdir(parents=True, exist_ok=True)
+    (content / "images" / "photo.jpg").write_bytes(camera_file("JPEG"))
+    (content / "post.md").write_text(
+        "Title: Post\nDate: 2026-01-01\nSlug: post\n\n![A photo]({static}/images/photo.jpg)\n"
+        "\n![Attached]({attach}extra/attached.png)\n"
+    )
+    (content / "extra").mkdir(exist_ok=True)
+    (content / "extra" / "attached.png").write_bytes(camera_file("PNG"))
+    output = tmp_path / "output"
+    settings = read_settings(
+        override={
+            "PATH": str(content),
+            "OUTPUT_PATH": str(output),
+            "STATIC_PATHS": ["images", "extra"],
+            "PLUGINS": ["ssg_dmi.pelican"],
+            "SSG_DMI": {"jobs": 1, "cache_dir": str(tmp_path / "cache")},
+            "CACHE_CONTENT": False,
+            **overrides,
+        }
+    )
+    Pelican(settings).run()
+    return output
+
+
+def test_pelican_absolute_urls_under_a_sub_path_and_attached_images(tmp_path: Path) -> None:
+    output = pelican_site(
+        tmp_path, RELATIVE_URLS=False, SITEURL="https://example.org/blog", FEED_ALL_ATOM=None
+    )
+    post = (output / "post.html").read_text()
+    # Pelican writes absolute URLs on SITEURL: they are local, and srcset keeps their form.
+    site = "https://example.org/blog/"
+    assert re.search(rf'srcset="{site}images/photo\.jpg-\d+w\.[0-9a-f]{{10}}\.webp \d+w', post)
+    attached = re.search(r'<img alt="Attached" src="([^"]+)"[^>]*srcset="([^"]+)"', post)
+    assert attached, post
+    assert attached.group(1).startswith(site)
+    for candidate in attached.group(2).split(", "):
+        url = candidate.split(" ")[0]
+        assert url.startswith(site) and (output / url.removeprefix(site)).is_file(), url
+
+
+def test_pelican_autoreload_runs_start_clean(tmp_path: Path) -> None:
+    from ssg_dmi.pelican import STATE
+
+    pelican_site(tmp_path, RELATIVE_URLS=True)
+    assert STATE.page_dmi == {} and STATE.settings is None  # reset at finalized
+    output = pelican_site(tmp_path, RELATIVE_URLS=True)  # the next autoreload run
+    assert (output / "post.html").read_text().count('<meta name="robots"') == 1
