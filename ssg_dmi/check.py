@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
-import os
 import re
 import sys
 import time
@@ -52,6 +51,7 @@ from .audit import (
 from .build import collect_overrides, find_pages
 from .errors import ConfigError
 from .fsutil import is_image_name, shown
+from .pipeline import site_images
 from .policy import DMI
 from .process import VARIANT_NAME
 from .settings import Settings
@@ -98,28 +98,12 @@ def discover(site: Path, settings: Settings) -> tuple[list[str], list[str]]:
     """(images, variants) as :func:`ssg_dmi.pipeline.discover` finds images (hidden folders,
     the cache, links leading outside and include/exclude as there), without touching a file;
     variants are those of the images found."""
-    root = site.resolve()
-    skip = Path(settings.cache_dir).resolve() if settings.cache else None
+    cache = Path(settings.cache_dir) if settings.cache else None
     images: list[str] = []
     variants: list[str] = []
-    for folder, dirs, files in os.walk(site):
-        here = Path(folder)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and (skip is None or (here / d).resolve() != skip)
-        )
-        for name in sorted(files):
-            if not is_image_name(name) or name.startswith("."):
-                continue
-            path = here / name
-            try:
-                real = path.resolve(strict=True)
-            except OSError:
-                continue
-            if real.is_relative_to(root) and real.is_file():
-                rel = path.relative_to(site).as_posix()
-                (variants if VARIANT_NAME.match(name) else images).append(rel)
+    for rel in site_images(site, cache):
+        name = rel.rsplit("/", 1)[-1]
+        (variants if VARIANT_NAME.match(name) else images).append(rel)
     chosen = {rel for rel in images if settings.matches(rel)}
     variants = [v for v in variants if Expectations.source_of(v) in chosen]
     return sorted(chosen), variants

@@ -50,12 +50,10 @@ class Report:
         return len(self.errors)
 
 
-def discover(site: Path, settings: Settings, cache_dir: Path | None) -> Iterator[str]:
-    """Site-relative POSIX paths of the images to process, sorted.
-
-    Hidden folders, the cache folder, our own variants and links leading outside the site
-    are passed over; include/exclude globs apply.
-    """
+def site_images(site: Path, cache_dir: Path | None, clean: bool = False) -> Iterator[str]:
+    """Site-relative POSIX paths of every image-named file in the site, sorted, variants
+    included: hidden folders, the cache folder and links leading outside are passed over.
+    With ``clean``, temp files a killed build left behind are removed on the way."""
     root = site.resolve()
     skip = cache_dir.resolve() if cache_dir else None
     for folder, dirs, files in os.walk(site):
@@ -67,10 +65,10 @@ def discover(site: Path, settings: Settings, cache_dir: Path | None) -> Iterator
         )
         for name in sorted(files):
             path = here / name
-            if name.startswith(".ssg-dmi-") and name.endswith(".tmp"):
+            if clean and name.startswith(".ssg-dmi-") and name.endswith(".tmp"):
                 path.unlink(missing_ok=True)  # left by a build that was killed mid-write
                 continue
-            if not is_image_name(name) or VARIANT_NAME.match(name) or name.startswith("."):
+            if not is_image_name(name) or name.startswith("."):
                 continue
             try:
                 real = path.resolve(strict=True)
@@ -79,9 +77,15 @@ def discover(site: Path, settings: Settings, cache_dir: Path | None) -> Iterator
             if not real.is_relative_to(root) or not real.is_file():
                 log.warning("%s: a link leading outside the site folder; skipped", path)
                 continue
-            rel = path.relative_to(site).as_posix()
-            if settings.matches(rel):
-                yield rel
+            yield path.relative_to(site).as_posix()
+
+
+def discover(site: Path, settings: Settings, cache_dir: Path | None) -> Iterator[str]:
+    """Site-relative POSIX paths of the images to process, sorted: :func:`site_images` less
+    our own variants, with include/exclude globs applied."""
+    for rel in site_images(site, cache_dir, clean=True):
+        if not VARIANT_NAME.match(rel.rsplit("/", 1)[-1]) and settings.matches(rel):
+            yield rel
 
 
 def plan_jobs(

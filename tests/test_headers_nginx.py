@@ -32,6 +32,8 @@ from ssg_dmi.policy import DMI
 from ssg_dmi.settings import load_settings
 from ssg_dmi.signals import BEGIN, END, SitePolicy, site_policy
 
+from .servers import stop, wait_until_listening
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
 HAVE_NGINX = os.access(NGINX, os.X_OK)
@@ -137,27 +139,10 @@ def nginx(tmp: Path, site: Path, policy: SitePolicy, tdm_policy: str | None) -> 
     assert check.returncode == 0, check.stderr
     proc = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        wait_until_listening(proc, port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        stop(proc)
 
 
 def get(url: str) -> HTTPMessage:
@@ -406,11 +391,4 @@ def test_htaccess_accepted_by_apache(tmp_path: Path) -> None:
         assert "X-Robots-Tag" not in gallery and gallery["tdm-reservation"] == "0"
         assert "tdm-policy" not in gallery
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        stop(proc)
