@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .images import camera_file
+from .images import camera_file, encode, pattern
 from .readers import PLUS, pyexiv2_xmp
 
 
@@ -257,3 +257,35 @@ def test_pelican_autoreload_runs_start_clean(tmp_path: Path) -> None:
     assert STATE.page_dmi == {} and STATE.settings is None  # reset at finalized
     output = pelican_site(tmp_path, RELATIVE_URLS=True)  # the next autoreload run
     assert (output / "post.html").read_text().count('<meta name="robots"') == 1
+
+
+def test_mkdocs_material_optimize_compresses_and_ssg_dmi_only_tags(tmp_path: Path) -> None:
+    """Both enabled: material's optimize plugin re-encodes the original, ssg-dmi tags it
+    losslessly and makes the variants, so nothing is encoded twice."""
+    pytest.importorskip("material")
+    docs = tmp_path / "docs"
+    (docs / "img").mkdir(parents=True)
+    big = encode(pattern((1200, 800)), "JPEG", quality=95)
+    (docs / "img" / "big.jpg").write_bytes(big)
+    (docs / "index.md").write_text("# Home\n\n![Big](img/big.jpg)\n")
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: T\ntheme:\n  name: material\n  font: false\nplugins:\n"
+        "  - optimize:\n      optimize_png: false\n      cache: false\n"
+        "  - ssg-dmi:\n      jobs: 1\n"
+    )
+    site = tmp_path / "site"
+    mkdocs_build(tmp_path / "mkdocs.yml", site)
+    out = (site / "img" / "big.jpg").read_bytes()
+    assert len(out) < len(big)  # material's optimize compressed it
+    assert (
+        pyexiv2_xmp(out)["Xmp.plus.DataMining"]
+        == PLUS + "DMI-PROHIBITED-EXCEPTSEARCHENGINEINDEXING"
+    )
+    import io
+
+    from PIL import Image
+
+    from ssg_dmi.optimize import jpeg_quality
+
+    assert jpeg_quality(Image.open(io.BytesIO(out))) == 60  # material's quality, not ours
+    assert list((site / "img").glob("big.jpg-*w.*.webp"))
