@@ -51,6 +51,16 @@ _EXCEPT_SEARCH = Signals(
     content_usage="train-ai=n, search=y",
     x_robots_tag="noai, noimageai",
 )
+# Training is out; answering users (AI search, agents) is not restricted.
+_TRAINING_ONLY = Signals(
+    robots_meta=_NOAI,
+    tdm_reservation=1,
+    ai_txt_disallow=True,
+    blocked=frozenset({AgentClass.TRAINING}),
+    content_signal="search=yes, ai-train=no",
+    content_usage="train-ai=n",
+    x_robots_tag="noai, noimageai",
+)
 
 CONTRACT: dict[DMI, Signals] = {
     DMI.UNSPECIFIED: Signals((), None, None, frozenset(), None, None, None),
@@ -63,26 +73,9 @@ CONTRACT: dict[DMI, Signals] = {
         content_usage="train-ai=y, search=y",
         x_robots_tag=None,
     ),
-    # Training is out; answering users (AI search, agents) is not restricted.
-    DMI.PROHIBITED_AIMLTRAINING: Signals(
-        robots_meta=_NOAI,
-        tdm_reservation=1,
-        ai_txt_disallow=True,
-        blocked=frozenset({AgentClass.TRAINING}),
-        content_signal="search=yes, ai-train=no",
-        content_usage="train-ai=n",
-        x_robots_tag="noai, noimageai",
-    ),
+    DMI.PROHIBITED_AIMLTRAINING: _TRAINING_ONLY,
     # aipref has no label for generative training alone; train-ai=n is the nearest safe one.
-    DMI.PROHIBITED_GENAIMLTRAINING: Signals(
-        robots_meta=_NOAI,
-        tdm_reservation=1,
-        ai_txt_disallow=True,
-        blocked=frozenset({AgentClass.TRAINING}),
-        content_signal="search=yes, ai-train=no",
-        content_usage="train-ai=n",
-        x_robots_tag="noai, noimageai",
-    ),
+    DMI.PROHIBITED_GENAIMLTRAINING: _TRAINING_ONLY,
     DMI.PROHIBITED_EXCEPTSEARCHENGINEINDEXING: _EXCEPT_SEARCH,
     # Search engines are still not blocked in robots.txt (only an explicit
     # block_search_engines does that), but the preference signals say search=no.

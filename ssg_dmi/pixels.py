@@ -78,19 +78,20 @@ def load(im: Image.Image, max_pixels: int) -> None:
         raise ImageError(f"cannot be decoded: truncated or corrupt ({exc})") from None
 
 
-def _to_web_rgb(im: Image.Image) -> Image.Image:
-    """CMYK to RGB through the embedded ICC profile when there is one."""
-    icc = im.info.get("icc_profile")
+def to_srgb(im: Image.Image, icc: bytes | None, mode: str) -> Image.Image:
+    """``im`` converted to sRGB in ``mode`` through its ICC profile ``icc`` when there is one
+    (a plain conversion otherwise); the result carries no profile."""
     if icc:
         try:
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            srgb = ImageCms.createProfile("sRGB")
-            converted = ImageCms.profileToProfile(im, src, srgb, outputMode="RGB")
-            if converted is not None:
-                return converted
-        except (ImageCms.PyCMSError, OSError):
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            out = ImageCms.profileToProfile(im, source, srgb, outputMode=mode)
+            if out is not None:
+                out.info.pop("icc_profile", None)
+                return out
+        except (ImageCms.PyCMSError, OSError, ValueError):
             pass
-    out = im.convert("RGB")
+    out = im.convert(mode)
     out.info.pop("icc_profile", None)
     return out
 
@@ -136,7 +137,7 @@ def encode_like(im: Image.Image, fmt: Format, source: bytes, quality: Mapping[st
     """Encode an upright image in the source's own format, without EXIF/XMP; ICC kept."""
     icc = im.info.get("icc_profile")
     if fmt is Format.JPEG and im.mode == "CMYK":
-        im = _to_web_rgb(im)
+        im = to_srgb(im, icc, "RGB")
         icc = im.info.get("icc_profile")
     out = io.BytesIO()
     options: dict[str, object] = {}

@@ -9,9 +9,10 @@ import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from PIL import Image, ImageCms, ImageSequence
+from PIL import Image, ImageSequence
 
 from .errors import ImageError
+from .pixels import to_srgb
 
 EXTENSION = {"webp": "webp", "jpeg": "jpg", "png": "png", "avif": "avif"}
 PILLOW = {"webp": "WEBP", "jpeg": "JPEG", "png": "PNG", "avif": "AVIF"}
@@ -61,34 +62,20 @@ def normalise(im: Image.Image, srgb: bool) -> Image.Image:
     elif im.mode == "F":
         im = im.convert("L")
     if im.mode == "CMYK":
-        im = _icc_to_srgb(im, icc, "RGB")
+        im = to_srgb(im, icc, "RGB")
         icc = None
     elif im.mode not in ("RGB", "RGBA"):
         im = im.convert("RGBA" if has_alpha(im) else "RGB")
     if im.mode == "RGBA" and im.getchannel("A").getextrema() == (255, 255):
         im = im.convert("RGB")  # an opaque alpha band: JPEG may serve it, smaller and faster
     if srgb and icc:
-        im = _icc_to_srgb(im, icc, im.mode)
+        im = to_srgb(im, icc, im.mode)
         icc = None
     if icc:
         im.info["icc_profile"] = icc
     else:
         im.info.pop("icc_profile", None)
     return im
-
-
-def _icc_to_srgb(im: Image.Image, icc: bytes | None, mode: str) -> Image.Image:
-    if icc:
-        try:
-            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-            out = ImageCms.profileToProfile(im, source, srgb, outputMode=mode)
-            if out is not None:
-                out.info.pop("icc_profile", None)
-                return out
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            pass
-    return im.convert(mode)
 
 
 def encode(im: Image.Image, fmt: str, quality: Mapping[str, int]) -> bytes:

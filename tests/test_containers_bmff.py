@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image
 
 from ssg_dmi.containers import Metadata, bmff
 from ssg_dmi.errors import ContainerError
+from tests.images import srgb_icc
 from tests.readers import (
     PLUS,
     SAMPLE_RIGHTS,
@@ -26,7 +27,7 @@ from tests.readers import (
     pyexiv2_xmp,
 )
 
-ICC = bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+ICC = srgb_icc()
 OLD_XMP = (
     b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
     b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
