@@ -85,7 +85,7 @@ class DmiPlugin(BasePlugin[DmiConfig]):
 
     def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
         workers = self.config.jobs or os.cpu_count() or 1
-        if workers > 1:
+        if self.config.enabled and workers > 1:  # a disabled plugin starts no workers
             self.executor = ProcessPoolExecutor(workers)
 
     def on_shutdown(self) -> None:
