@@ -390,7 +390,8 @@ def _bad_inputs() -> list[tuple[str, ModuleType, bytes]]:
         ("jpeg-only-soi", jpeg, b"\xff\xd8"),
         ("jpeg-fill-bytes-only", jpeg, b"\xff\xd8" + b"\xff" * 100),
         ("jpeg-scan-without-eoi", jpeg, good_jpeg[:-2]),
-        ("jpeg-ff00-marker", jpeg, b"\xff\xd8\xff\x00" + good_jpeg[2:]),
+        # (0xFF00 where a marker belongs is junk that libjpeg and Pillow skip: it is
+        # tolerated now, see tests/test_containers_lenient.py)
     ]
     good_png = _save(_picture(), "PNG")
     past = good_png[:33] + b"\x7f\x00\x00\x00tEXt" + good_png[41:]

@@ -16,6 +16,9 @@ Every module exposes the same two functions:
     ``write(write(d, x, e), x, e) == write(d, x, e)``.
 
 Malformed containers raise :class:`ssg_dmi.errors.ContainerError` with a one-line reason.
+Slips that decoders pass over and that can be passed over without risk to the pixels are
+tolerated the way browsers tolerate them (junk between JPEG segments, a bad CRC on a PNG
+ancillary chunk, bytes between GIF blocks): see each module.
 ``exif`` is a TIFF-structured EXIF block (starting ``II*\\0`` or ``MM\\0*``) without the
 JPEG ``Exif\\0\\0`` prefix; ``xmp`` is a complete UTF-8 XMP packet.
 """

@@ -3,6 +3,12 @@
 The file is walked block by block (header, logical screen descriptor, colour tables,
 extensions and image descriptors with their data sub-blocks); frames, graphic control,
 loop and ICC extensions are copied byte for byte. GIF has no EXIF block.
+
+Bytes between blocks that start no block (an unknown block type) are passed through
+unchanged, up to the next byte that starts one: Pillow skips them the same way and shows
+every frame, browsers stop there and show the frames before them (Chromium and Firefox
+treat them as the end of the file); kept in place, both show the output as they showed
+the source.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ IPTC_IDS = (b"MGKIPTC0000", b"MGK8BIM0000")
 _INTRODUCER_EXTENSION = 0x21
 _INTRODUCER_IMAGE = 0x2C
 _TRAILER = 0x3B
+_INTRODUCER = re.compile(rb"[\x21\x2c\x3b]")  # what starts a block: "!", "," or ";"
 _LABEL_APPLICATION = 0xFF
 _LABEL_COMMENT = 0xFE
 
@@ -36,7 +43,7 @@ class _Block:
     """One top-level block: its raw bytes and what it is."""
 
     raw: bytes
-    kind: str  # "ext" or "image"
+    kind: str  # "ext", "image" or "junk" (bytes that start no block, kept verbatim)
     label: int = 0  # extension label
     app_id: bytes = b""  # identifier + auth code of an Application Extension
     payload_start: int = 0  # offset in ``raw`` of the first data byte after the app id
@@ -107,7 +114,10 @@ def _parse(data: bytes) -> tuple[bytes, list[_Block]]:
             r.sub_blocks("image data")
             blocks.append(_Block(data[start : r.pos], "image"))
         else:
-            raise ContainerError(f"GIF has an unknown block type 0x{introducer:02X} at {start}")
+            # Resynchronise as Pillow does: skip to the next byte that starts a block.
+            found = _INTRODUCER.search(data, r.pos)
+            r.pos = found.start() if found else len(data)  # then "truncated (no trailer)"
+            blocks.append(_Block(data[start : r.pos], "junk"))
 
 
 def _skip_xmp_payload(r: _Reader) -> None:

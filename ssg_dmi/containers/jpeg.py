@@ -46,18 +46,25 @@ def _scan_end(data: bytes, pos: int) -> int:
 
 
 def _segments(data: bytes) -> list[_Segment]:
-    """The segments between SOI and EOI; anything after EOI is a trailer and is ignored."""
+    """The segments between SOI and EOI; anything after EOI is a trailer and is ignored.
+
+    Junk before a marker (stray bytes, ``0xFF00`` pairs) is skipped as libjpeg's
+    ``next_marker`` does ("extraneous bytes before marker"): browsers show such files, and
+    since the junk is left out of every segment's ``raw``, the output no longer has it.
+    """
     if not data.startswith(SOI):
         raise ContainerError("not a JPEG file: it does not start with an SOI marker")
+    if data[2:3] != b"\xff":
+        # Format detection and Pillow both need FF D8 FF: without it, no reader sees a JPEG.
+        raise ContainerError("not a JPEG file: no marker follows its SOI marker")
     segments: list[_Segment] = []
     pos = len(SOI)
     size = len(data)
     while True:
-        start = pos
-        if pos >= size:
+        start = data.find(b"\xff", pos)
+        if start < 0:
             raise ContainerError("JPEG file is truncated: it ends before the EOI marker")
-        if data[pos] != 0xFF:
-            raise ContainerError(f"JPEG segment expected at byte {pos} but found 0x{data[pos]:02x}")
+        pos = start
         # Any number of 0xFF fill bytes may precede a marker.
         while pos < size and data[pos] == 0xFF:
             pos += 1
@@ -65,10 +72,12 @@ def _segments(data: bytes) -> list[_Segment]:
             raise ContainerError("JPEG file is truncated inside a marker")
         marker = data[pos]
         pos += 1
+        if marker == 0x00:
+            continue  # a stuffed byte outside any scan is junk too: libjpeg discards it
         if marker == 0xD9:
             return segments
-        if marker in (0x00, 0xD8):
-            raise ContainerError(f"JPEG has an invalid marker 0xff{marker:02x} at byte {pos - 2}")
+        if marker == 0xD8:
+            raise ContainerError(f"JPEG has a second SOI marker at byte {pos - 2}")
         if marker == 0x01 or 0xD0 <= marker <= 0xD7:
             segments.append(_Segment(marker, data[start:pos], b""))
             continue

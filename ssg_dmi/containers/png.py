@@ -1,6 +1,10 @@
 """PNG (and APNG): replace the eXIf chunk and the XMP iTXt chunk by walking the chunks.
 
 Chunks are copied byte for byte, CRC included; only the inserted chunks are built here.
+An ancillary chunk with a bad CRC is tolerated and dropped, as browsers do (libpng's
+default; in Chromium 156 a bad-CRC gAMA changes nothing on screen), so the output shows
+as the source did and is well-formed. A bad CRC on a critical chunk or an APNG
+animation chunk (damaged pixels, header or frame layout) is still refused.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from . import Metadata
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = b"XML:com.adobe.xmp"
 TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+# Animation chunks are ancillary, but dropping a damaged one would change the frames.
+MUST_BE_INTACT = (b"acTL", b"fcTL", b"fdAT")
 # Inflating an attacker's zTXt must not exhaust memory: real XMP packets are far smaller.
 MAX_INFLATED = 16 * 1024 * 1024
 
@@ -23,6 +29,7 @@ class _Chunk:
     type: bytes
     raw: bytes  # length, type, data and CRC exactly as in the file
     data: bytes
+    crc_ok: bool = True  # False only for an ancillary chunk that readers will skip
 
 
 def _chunks(data: bytes) -> list[_Chunk]:
@@ -42,11 +49,14 @@ def _chunks(data: bytes) -> list[_Chunk]:
         if length > 0x7FFFFFFF or end > len(data):
             raise ContainerError(f"PNG {kind.decode()} chunk at byte {pos} runs past the file end")
         body = data[pos + 8 : end - 4]
-        if zlib.crc32(kind + body) != int.from_bytes(data[end - 4 : end], "big"):
+        crc_ok = zlib.crc32(kind + body) == int.from_bytes(data[end - 4 : end], "big")
+        # Bit 5 of the first type byte (lower case) marks an ancillary chunk: one a decoder
+        # may skip. A bad CRC in a critical chunk means a damaged header or image data.
+        if not crc_ok and (not kind[0] & 0x20 or kind in MUST_BE_INTACT):
             raise ContainerError(f"PNG {kind.decode()} chunk at byte {pos} has a bad CRC")
         if not chunks and kind != b"IHDR":
             raise ContainerError("PNG file does not start with an IHDR chunk")
-        chunks.append(_Chunk(kind, data[pos:end], body))
+        chunks.append(_Chunk(kind, data[pos:end], body, crc_ok))
         pos = end
         if kind == b"IEND":
             return chunks
@@ -107,6 +117,8 @@ def read(data: bytes) -> Metadata:
     xmp: bytes | None = None
     exif: bytes | None = None
     for chunk in _chunks(data):
+        if not chunk.crc_ok:
+            continue  # browsers skip it: its orientation or rights never reached anyone
         if exif is None and chunk.type == b"eXIf":
             # Some writers copy JPEG's prefix into eXIf although the spec forbids it.
             exif = chunk.data.removeprefix(b"Exif\x00\x00")
@@ -117,7 +129,7 @@ def read(data: bytes) -> Metadata:
 
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
     """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`ssg_dmi.containers`."""
-    kept = [c for c in _chunks(data) if _keep(c, keep_other)]
+    kept = [c for c in _chunks(data) if c.crc_ok and _keep(c, keep_other)]
     # eXIf must precede IDAT, and readers that stream (browsers, exiv2) only look for XMP
     # before the image data; in an APNG the first fcTL may come before IDAT.
     split = next((i for i, c in enumerate(kept) if c.type in (b"IDAT", b"fcTL")), None)
