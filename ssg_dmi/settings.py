@@ -8,6 +8,7 @@ value and what is allowed.
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -63,9 +64,36 @@ ORIGINALS = ("optimize", "tag")
 DEFAULT_MAX_PIXELS = 128_000_000  # above the largest common sensors (~102 MP), below RAM trouble
 
 
+# What XML 1.0 cannot carry (C0 controls but tab, LF, CR; U+FFFE/U+FFFF) and lone
+# surrogates, which cannot be encoded as UTF-8: a text setting holding one would be written
+# into every image's XMP, which no reader (ssg-dmi's own `check` included) can then parse.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it: TOML/YAML spell booleans ``true``/``false``."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:  # YAML `null`, Python None
+        return "no value"
+    kinds = {bool: "a boolean", float: "a decimal number", str: "a string", int: "a number"}
+    for cls, name in kinds.items():
+        if isinstance(value, cls):
+            return name
+    return "a table" if isinstance(value, Mapping) else f"a {type(value).__name__}"
+
+
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"`{key}`: expected a non-empty string, got {value!r}")
+        raise ConfigError(f"`{key}`: expected a non-empty string, got {_shown(value)}")
+    bad = _NOT_XML.search(value)
+    if bad:
+        raise ConfigError(
+            f"`{key}`: {value!r} holds the character U+{ord(bad.group()):04X} at position "
+            f"{bad.start() + 1}, which XMP (XML 1.0) cannot carry; remove it"
+        )
     return value.strip()
 
 
@@ -131,6 +159,7 @@ class Rule:
         return self.pattern.fullmatch(target) is not None
 
 
+@functools.lru_cache(maxsize=1024)  # include/exclude are matched against every image
 def glob_to_regex(glob: str) -> re.Pattern[str]:
     """Compile a path glob: ``*`` and ``?`` stay inside one folder, ``**`` crosses folders."""
     out, i = [], 0
@@ -150,13 +179,63 @@ def glob_to_regex(glob: str) -> re.Pattern[str]:
             i += 1
         elif glob[i] == "[" and "]" in glob[i + 2 :]:
             end = glob.index("]", i + 2)
-            body = glob[i + 1 : end].replace("\\", "\\\\")
+            # Escaped: a backslash is literal in a glob, and a `[` (as in `[[]`) or `&`, `~`,
+            # `|` would start a nested set or set operation in a future `re`.
+            body = re.sub(r"([\\\[&~|])", r"\\\1", glob[i + 1 : end])
             out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
             i = end + 1
         else:
             out.append(re.escape(glob[i]))
             i += 1
     return re.compile("".join(out))
+
+
+def _glob(key: str, value: Any) -> str:
+    """A path glob that compiles and can match some site-relative path; ConfigError if not.
+
+    Paths are matched as the site walk spells them (``images/a.jpg``): no leading ``/``, no
+    ``.`` or ``..`` segments, no empty folder names, so a glob holding one would select
+    nothing without a word."""
+    glob = _text(key, value)
+    segments = glob.split("/")
+    why = fix = ""
+    if glob.startswith("/"):
+        why, fix = "a leading `/` is not allowed", glob.lstrip("/")
+    elif ".." in segments:
+        why = "`..` can never match"
+        kept: list[str] = []
+        for seg in segments:  # resolved as a browser would, clamped at the site root
+            if seg == ".." and kept and kept[-1] != "**":
+                kept.pop()
+            elif seg not in ("..", ".", ""):
+                kept.append(seg)
+        fix = re.sub(r"^(\*\*/)+\*\*$", "**", "/".join(kept)) or "**"
+    elif "." in segments:
+        why, fix = "`.` can never match", "/".join(s for s in segments if s != ".")
+    elif glob.endswith("/"):
+        why, fix = "a trailing `/` matches no file", glob + "**"
+    elif "" in segments:
+        why, fix = "an empty folder name (`//`) can never match", re.sub("/+", "/", glob)
+    if why:
+        raise ConfigError(
+            f"`{key}`: glob {glob!r} never matches: globs are matched against site-relative "
+            f"paths (like `images/photo.jpg`); {why}; write {fix!r} instead"
+        )
+    try:
+        glob_to_regex(glob)
+    except re.error as exc:
+        raise ConfigError(
+            f"`{key}`: glob {glob!r} is not valid ({exc.msg}); in `[...]` a range goes from "
+            "low to high, like `[a-z]`; write `[[]` for a literal `[`"
+        ) from None
+    return glob
+
+
+def _globs(key: str, value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise ConfigError(f"`{key}`: expected a list of globs, got {_shown(value)}")
+    return tuple(_glob(key, item) for item in items)
 
 
 def _unknown(where: str, key: str, allowed: tuple[str, ...]) -> ConfigError:
@@ -250,23 +329,17 @@ def _bool(key: str, value: Any) -> bool:
     return value
 
 
-def _string_list(key: str, value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple):
-        raise ConfigError(f"`{key}`: expected a list of strings, got {value!r}")
-    return tuple(_text(key, item) for item in items)
-
-
 def _widths(key: str, value: Any) -> tuple[int, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not items:
-        raise ConfigError(f"`{key}`: expected a list of pixel widths like [480, 960, 1600]")
+        raise ConfigError(
+            f"`{key}`: expected a list of pixel widths like [480, 960, 1600], got {_shown(value)}"
+        )
     widths = set()
     for item in items:
-        try:
-            width = int(item)
-        except (TypeError, ValueError):
-            raise ConfigError(f"`{key}`: {item!r} is not a width in pixels") from None
+        # int() would turn 1.5 and true into 1 and report "got 1"; only whole numbers (or
+        # their digits, from the command line's "480,960") are widths.
+        width = int(item) if isinstance(item, str) and item.strip().isdigit() else item
         widths.add(_positive_int(key, width, 16, 16384))
     return tuple(sorted(widths))
 
@@ -320,8 +393,8 @@ _BUILD_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "widths": _widths,
     "formats": _formats,
     "originals": _originals,
-    "include": _string_list,
-    "exclude": _string_list,
+    "include": _globs,
+    "exclude": _globs,
     "cache_dir": _text,
     "cache": _bool,
     "jobs": lambda key, value: _positive_int(key, value, 1, 256),
@@ -379,8 +452,11 @@ def build_policy(values: Mapping[str, Any], where: str = "") -> ImagePolicy:
 
 
 def _positive_int(key: str, value: Any, low: int, high: int) -> int:
+    # bool is a subclass of int: `jobs = true` must not pass as 1.
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"`{key}`: expected a whole number from {low} to {high}, got {value!r}")
+        number = isinstance(value, int) and not isinstance(value, bool)
+        got = _shown(value) if number else f"{_shown(value)} ({_kind(value)})"
+        raise ConfigError(f"`{key}`: expected a whole number from {low} to {high}, got {got}")
     return value
 
 
@@ -389,8 +465,8 @@ def _quality(value: Any) -> dict[str, int]:
         return {fmt: _positive_int("quality", value, 1, 100) for fmt in QUALITY_DEFAULTS}
     if not isinstance(value, Mapping):
         raise ConfigError(
-            f"`quality`: expected a number from 1 to 100 or a table like "
-            f"{{jpeg = 82, webp = 80, avif = 60}}, got {value!r}"
+            f"`quality`: expected a whole number from 1 to 100 or a table like "
+            f"{{jpeg = 82, webp = 80, avif = 60}}, got {_shown(value)} ({_kind(value)})"
         )
     result = dict(QUALITY_DEFAULTS)
     for fmt, q in value.items():
@@ -417,9 +493,13 @@ def load_settings(raw: Mapping[str, Any] | None, source: str = "settings") -> Se
         at = f"{where}rule {n}: "
         if not isinstance(item, Mapping) or not isinstance(item.get("path"), str):
             raise ConfigError(f"{at}expected a table with a `path` glob, got {item!r}")
+        try:
+            path = _glob("path", item["path"])
+        except ConfigError as exc:
+            raise ConfigError(f"{at}{exc}") from None
         values = _parse_policy_values({k: v for k, v in item.items() if k != "path"}, at)
         build_policy({**policy, **values}, at)
-        rules.append(Rule(item["path"], values, glob_to_regex(item["path"])))
+        rules.append(Rule(path, values, glob_to_regex(path)))
     try:
         build = _parse_build_values({k: v for k, v in raw.items() if k in _BUILD_PARSERS})
     except ConfigError as exc:
@@ -430,17 +510,46 @@ def load_settings(raw: Mapping[str, Any] | None, source: str = "settings") -> Se
     return Settings(policy=policy, rules=tuple(rules), source=source, **build)
 
 
-def read_config_mapping(path: Path) -> dict[str, Any]:
-    """The raw keys of ``ssg-dmi.toml`` (top level) or ``pyproject.toml`` ([tool.ssg-dmi])."""
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("ssg-dmi", {})
-    return dict(data)
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file") from None
+
+
+def _tool_section(path: Path, data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``[tool.ssg-dmi]`` of a parsed pyproject.toml, None when absent; a ``tool`` or
+    ``tool.ssg-dmi`` that is not a table is a mistake, not "no settings"."""
+    tool = data.get("tool", {})
+    if not isinstance(tool, Mapping):
+        raise ConfigError(
+            f"{path}: `tool` must be a table, got {_shown(tool)} ({_kind(tool)}); "
+            "write the settings under a [tool.ssg-dmi] header"
+        )
+    section = tool.get("ssg-dmi")
+    if section is None:
+        return None
+    if not isinstance(section, Mapping):
+        raise ConfigError(
+            f"{path}: `tool.ssg-dmi` must be a table of settings, got {_shown(section)} "
+            f"({_kind(section)}); write a [tool.ssg-dmi] header followed by key = value lines"
+        )
+    return dict(section)
+
+
+def read_config_mapping(path: Path) -> dict[str, Any]:
+    """The raw keys of ``ssg-dmi.toml`` (top level) or ``pyproject.toml`` ([tool.ssg-dmi])."""
+    data = _read_toml(path)
+    if path.name != "pyproject.toml":
+        return data
+    section = _tool_section(path, data)
+    if section is None:  # named on purpose, so an absent table is a mistake
+        raise ConfigError(
+            f"{path}: has no [tool.ssg-dmi] table; add one or name an ssg-dmi.toml instead"
+        )
+    return section
 
 
 def load_config_file(path: Path) -> Settings:
@@ -469,10 +578,9 @@ def discover_settings(folder: Path) -> Settings:
         return load_config_file(toml)
     pyproject = folder / "pyproject.toml"
     if pyproject.is_file():
-        try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-            return Settings()
-        if "ssg-dmi" in data.get("tool", {}):
-            return load_config_file(pyproject)
+        # A pyproject.toml that cannot be read may hold settings the user expects to apply:
+        # building with the defaults instead would change what the site declares.
+        section = _tool_section(pyproject, _read_toml(pyproject))
+        if section is not None:
+            return load_settings(section, str(pyproject))
     return Settings()

@@ -8,7 +8,13 @@ import pytest
 
 from ssg_dmi.errors import ConfigError
 from ssg_dmi.policy import DMI, MetadataMode
-from ssg_dmi.settings import discover_settings, glob_to_regex, load_config_file, load_settings
+from ssg_dmi.settings import (
+    Settings,
+    discover_settings,
+    glob_to_regex,
+    load_config_file,
+    load_settings,
+)
 
 
 def test_defaults() -> None:
@@ -138,3 +144,178 @@ def test_readme_prints_the_contract_table() -> None:
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert markdown_table() in readme
+
+
+# Issue 8, item 13: every config mistake is one ConfigError naming the key, the value and the
+# fix, raised when the settings are loaded (never mid-build, never a silent no-op).
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        # A bad range made glob_to_regex raise re.error (mid-build for include/exclude).
+        ({"include": ["img/[z-a].jpg"]}, "`include`: glob 'img/[z-a].jpg' is not valid (bad"),
+        ({"exclude": ["[z-a]*"]}, "`exclude`: glob '[z-a]*' is not valid (bad character range"),
+        (
+            {"rules": [{"path": "[z-a]/**", "dmi": "DMI-ALLOWED"}]},
+            "rule 1: `path`: glob '[z-a]/**' is not valid (bad character range z-a)",
+        ),
+        # Globs that can never match a site-relative path selected nothing without a word.
+        ({"include": ["**/../**"]}, "glob '**/../**' never matches: globs are matched against"),
+        (
+            {"rules": [{"path": "../../etc/**", "dmi": "DMI-ALLOWED"}]},
+            "rule 1: `path`: glob '../../etc/**' never matches: globs are matched against "
+            "site-relative paths (like `images/photo.jpg`); `..` can never match; "
+            "write 'etc/**' instead",
+        ),
+        ({"exclude": ["/etc/**"]}, "a leading `/` is not allowed; write 'etc/**' instead"),
+        ({"exclude": ["./img/*.jpg"]}, "`.` can never match; write 'img/*.jpg' instead"),
+        ({"exclude": ["a/../b/*.jpg"]}, "write 'b/*.jpg' instead"),
+        ({"exclude": ["drafts/"]}, "a trailing `/` matches no file; write 'drafts/**' instead"),
+        ({"include": ["img//a.jpg"]}, "(`//`) can never match; write 'img/a.jpg' instead"),
+        ({"include": [""]}, "`include`: expected a non-empty string, got ''"),
+        ({"include": 3}, "`include`: expected a list of globs, got 3"),
+        # Text that goes into XMP/EXIF: XML 1.0 cannot carry C0 controls (tab, LF, CR aside).
+        ({"copyright": "© Ana\x07"}, "`copyright`: '© Ana\\x07' holds the character U+0007"),
+        ({"creator": ["Ana", "B\x00b"]}, "`creator`: 'B\\x00b' holds the character U+0000"),
+        ({"credit": "a\x1bb"}, "`credit`: 'a\\x1bb' holds the character U+001B at position 2"),
+        (
+            {"dmi": "DMI-PROHIBITED-SEECONSTRAINT", "other_constraints": "no\x0c"},
+            "`other_constraints`: 'no\\x0c' holds the character U+000C",
+        ),
+        (
+            {"embedded_rights_expression": "{}\x01"},
+            "`embedded_rights_expression`: '{}\\x01' holds the character U+0001",
+        ),
+        ({"web_statement": "https://e.org/\x1f"}, "`web_statement`: 'https://e.org/\\x1f' holds"),
+        ({"licensor_url": "https://e.org/\x08"}, "`licensor_url`: 'https://e.org/\\x08' holds"),
+        ({"copyright": "\ud800"}, "`copyright`: '\\ud800' holds the character U+D800"),
+        (
+            {"rules": [{"path": "a/**", "copyright": "x\x07"}]},
+            "rule 1: `copyright`: 'x\\x07' holds the character U+0007",
+        ),
+        # int() turned 1.5 and true into 1, and the message said "got 1".
+        ({"widths": [1.5]}, "`widths`: expected a whole number from 16 to 16384, got 1.5 (a dec"),
+        ({"widths": [True]}, "`widths`: expected a whole number from 16 to 16384, got true (a b"),
+        ({"widths": [480, 960.0]}, "got 960.0 (a decimal number)"),
+        ({"widths": 7}, "`widths`: expected a list of pixel widths like [480, 960, 1600], got 7"),
+        ({"jobs": True}, "`jobs`: expected a whole number from 1 to 256, got true (a boolean)"),
+        ({"jobs": 2.5}, "`jobs`: expected a whole number from 1 to 256, got 2.5 (a decimal"),
+        ({"max_pixels": 1e6}, "got 1000000.0 (a decimal number)"),
+        (
+            {"max_pixels": False},
+            "`max_pixels`: expected a whole number from 1 to 10000000000, got false (a b",
+        ),
+        ({"quality": True}, "`quality`: expected a whole number from 1 to 100 or a table"),
+        ({"quality": 80.5}, "got 80.5 (a decimal number)"),
+        (
+            {"quality": {"jpeg": True}},
+            "`quality.jpeg`: expected a whole number from 1 to 100, got true (a boolean)",
+        ),
+    ],
+)
+def test_config_mistakes_are_one_line_naming_key_value_and_fix(
+    raw: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(raw, "ssg-dmi.toml")
+    text = str(err.value)
+    assert text.startswith("ssg-dmi.toml: ") and message in text
+    assert "\n" not in text
+
+
+def test_bool_and_float_values_are_shown_as_written() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings({"widths": [True]})
+    assert "got true (a boolean)" in str(err.value) and "got 1" not in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_settings({"quality": True})
+    assert str(err.value).endswith("got true (a boolean)")
+
+
+def test_text_xml_allows_is_kept_and_globs_that_can_match_pass() -> None:
+    """What XML 1.0 carries (tab, LF, CR, DEL, C1) passes; so do ordinary globs."""
+    settings = load_settings(
+        {
+            "copyright": "© Ana\tExample\r\nAll rights \x7f\x85reserved",
+            "widths": "480, 960",  # the command line's --widths
+            "include": ["**/*.jpg", "[[]draft]*.png", "img/[a-z]?.webp"],
+            "exclude": "theme/**",
+            "rules": [{"path": " gallery/** ", "dmi": "DMI-ALLOWED"}],
+        }
+    )
+    assert settings.widths == (480, 960)
+    assert settings.exclude == ("theme/**",)
+    assert settings.rules[0].path == "gallery/**"
+    assert settings.policy_for("gallery/a.jpg").dmi is DMI.ALLOWED
+    assert settings.matches("a/b/[draft]x.png") and settings.matches("img/ab.webp")
+    assert not settings.matches("img/abc.webp")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tool = 1\n", "`tool` must be a table, got 1 (a number); write the settings under"),
+        ('tool = "x"\n', "`tool` must be a table, got 'x' (a string)"),
+        ("[tool]\nssg-dmi = 5\n", "`tool.ssg-dmi` must be a table of settings, got 5 (a number)"),
+        ('[tool]\nssg-dmi = ["a"]\n', "`tool.ssg-dmi` must be a table of settings, got ['a']"),
+        ("[project\nname = 1\n", "not valid TOML (Expected ']' at the end of a table"),
+        ("[tool.ssg-dmi]\nwidths = [1.5]\n", "`widths`: expected a whole number from 16"),
+    ],
+)
+def test_pyproject_mistakes_found_automatically_or_named(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(text)
+    for load in (discover_settings, lambda _: load_config_file(pyproject)):
+        with pytest.raises(ConfigError) as err:
+            load(tmp_path)
+        assert str(err.value).startswith(f"{pyproject}: ") and message in str(err.value)
+
+
+def test_malformed_config_found_automatically_is_an_error(tmp_path: Path) -> None:
+    """A broken file was skipped in silence: the site was built with the default policy."""
+    (tmp_path / "pyproject.toml").write_bytes(b"\xff\xfe[tool.ssg-dmi]\n")
+    with pytest.raises(ConfigError, match=r"pyproject.toml: not valid TOML \('utf-8' codec"):
+        discover_settings(tmp_path)
+    (tmp_path / "ssg-dmi.toml").write_text('dmi = "DMI-ALLOWED\n')
+    with pytest.raises(ConfigError, match=r"ssg-dmi.toml: not valid TOML \(.*line 1"):
+        discover_settings(tmp_path)  # ssg-dmi.toml is read first, and named
+
+
+def test_pyproject_named_without_a_table_is_an_error(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "x"\n')
+    assert discover_settings(tmp_path) == Settings()  # not ours: the defaults
+    with pytest.raises(ConfigError, match=r"has no \[tool.ssg-dmi\] table; add one"):
+        load_config_file(pyproject)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('include = ["**/../**"]\n', "`include`: glob '**/../**' never matches"),
+        ('exclude = ["[z-a]"]\n', "`exclude`: glob '[z-a]' is not valid"),
+        ('copyright = "\\u0007 Ana"\n', "`copyright`: '\\x07 Ana' holds the character U+0007"),
+        ("widths = [1.5]\n", "`widths`: expected a whole number from 16 to 16384, got 1.5"),
+        ("widths = [true]\n", "`widths`: expected a whole number from 16 to 16384, got true"),
+        ("[[rules]]\npath = '../../etc/**'\ndmi = 'DMI-ALLOWED'\n", "rule 1: `path`: glob"),
+        ("tool = 1\n", "`tool` must be a table, got 1"),
+    ],
+)
+def test_cli_config_mistake_exit_2_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], toml: str, message: str
+) -> None:
+    from ssg_dmi.cli import main
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<html><head></head><body></body></html>")
+    bad = tmp_path / ("pyproject.toml" if toml.startswith("tool") else "bad.toml")
+    bad.write_text(toml)
+    assert main(["build", str(site), "--config", str(bad), "--no-cache"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"ssg-dmi: config error: {bad}: {message}"), err
+    assert err.count("\n") == 1
+    assert (site / "index.html").read_text() == "<html><head></head><body></body></html>"
+    assert not (site / "robots.txt").exists()
