@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .containers import EXTENSIONS
+
+log = logging.getLogger("ssg_dmi.fsutil")
 
 
 def shown(path: Path | str) -> str:
@@ -49,8 +53,10 @@ def is_image_name(name: str) -> bool:
 
 
 def walk_images(root: Path, skip: Path | None = None) -> Iterator[Path]:
-    """Image files under ``root`` in sorted order: hidden folders, ``skip`` and links that
-    lead outside ``root`` are passed over."""
+    """Image files under ``root`` in sorted order: hidden folders, ``skip``, links that
+    lead outside ``root`` and anything that is not a regular file (a FIFO named
+    ``x.jpg`` would block whoever opens it forever) are passed over; only stat calls
+    decide, nothing is opened."""
     real_root = root.resolve()
     skip_real = skip.resolve() if skip else None
     for folder, dirs, files in os.walk(root):
@@ -65,5 +71,14 @@ def walk_images(root: Path, skip: Path | None = None) -> Iterator[Path]:
             if not is_image_name(name) or name.startswith(".ssg-dmi-"):
                 continue
             if path.is_symlink() and not path.resolve().is_relative_to(real_root):
+                continue
+            try:
+                regular = stat.S_ISREG(path.stat().st_mode)
+            except OSError:
+                regular = True  # a dangling link: the reader reports it as unreadable
+            if not regular:
+                log.warning(
+                    "%s: not a regular file (a FIFO, device or socket); skipped", shown(path)
+                )
                 continue
             yield path

@@ -5,15 +5,20 @@ every other byte (doctype, comments, scripts, ``<pre>``, entity spelling, quotin
 space, line endings) is kept. Pure ``str -> str``, stdlib only; :mod:`.htmlscan` finds
 the tags. Choices where the standards leave room:
 
-- An ``<img>`` with ``srcset`` or ``data-srcset`` (even empty), or inside an author's
-  ``<picture>``, is the author's and stays as it is. Ours has a ``srcset`` or sits in our
-  ``<picture>``, so a second run changes nothing (no marker attribute needed).
+- An ``<img>`` with ``data-srcset``, a ``srcset`` (even empty) that names anything but the
+  image and our variants of it, or inside an author's ``<picture>``, is the author's and
+  stays byte for byte as it is. A srcset of only our variants (named as
+  ``PageContext.variant_name`` says, beside the image), and a ``<picture>`` shaped as we
+  write it, are ours: refreshed with the current variants, so a rebuild that renamed or
+  removed variants leaves no stale candidate, and a second run changes nothing.
 - ``sizes``: an author ``sizes`` wins; else ``data-sizes`` (kept, lazy-loading scripts
   read it); else the site default. ``auto, `` goes in front only when the ``<img>`` ends
   up ``loading="lazy"`` with integer ``width`` and ``height``: browsers size-contain
   ``sizes=auto`` images, so without both they would render at 300×150.
-- ``width``/``height``: both added when neither is set; with one set (a plain integer)
-  the other is added at the image's aspect ratio, which is what the browser renders anyway.
+- ``width``/``height``: both added when neither is set; with one set in pixels the other
+  is added at the image's aspect ratio, which is what the browser renders anyway. A
+  percentage (``width="50%"``) moves into ``style`` and the attribute gets pixels, so the
+  ratio is reserved and ``ssg-dmi check`` finds both; see :func:`_sizes_of`.
 - srcset URLs are built from the resolved path (the ``src``'s query and fragment are
   dropped), every segment percent-encoded so spaces, commas and non-ASCII cannot break the
   list; relative when ``src`` was, root-relative (with ``base_url``) when it was.
@@ -39,6 +44,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from .htmlscan import (
+    Attr,
     PageScan,
     Tag,
     document_dir,
@@ -53,14 +59,24 @@ from .htmlscan import (
     tag_at,
 )
 
-__all__ = ["ImageInfo", "PageContext", "PageScan", "Variant", "resolve", "rewrite", "scan"]
+__all__ = [
+    "ImageInfo",
+    "PageContext",
+    "PageScan",
+    "Unprocessed",
+    "Variant",
+    "resolve",
+    "rewrite",
+    "scan",
+]
 
 _ALIAS = {"jpg": "jpeg", "tif": "tiff", "svg+xml": "svg"}
 _MIME = {"svg": "image/svg+xml"}
 _NAMES = frozenset({"img", "picture", "meta", "head", "html", "body", "template"})
 _METAS = ("robots", "tdm-reservation", "tdm-policy")
 _AUTO = re.compile(r"[\t\n\f\r ]*auto[\t\n\f\r ]*(?:,|$)", re.IGNORECASE)
-_INT = re.compile(r"[\t\n\f\r ]*([0-9]+)[\t\n\f\r ]*")
+_DIM = re.compile(r"[\t\n\f\r ]*([0-9]+(?:\.[0-9]+)?)(%?)")
+_W = re.compile(r"[0-9]+w")
 _C0_SPACE = "".join(map(chr, range(0x21)))
 
 Edit = tuple[int, int, str]
@@ -87,6 +103,15 @@ class ImageInfo:
 
 
 @dataclass(frozen=True)
+class Unprocessed:
+    """A local ``<img>`` that got no srcset: ``path`` is its site path, or None when the
+    URL leads outside ``base_url``. Why (missing, untagged, excluded) is the caller's to say."""
+
+    src: str
+    path: str | None
+
+
+@dataclass(frozen=True)
 class PageContext:
     """Everything :func:`rewrite` needs to know about one page."""
 
@@ -101,6 +126,9 @@ class PageContext:
     lazy: bool = True
     formats: tuple[str, ...] = ("avif", "webp", "jpeg", "png")
     origin: str | None = None  # "https://example.org": absolute URLs on it are local too
+    # How our variant files are named (ssg_dmi.process.VARIANT_NAME, with a "source" group):
+    # a srcset of only such names beside the image is ours to refresh after a rebuild.
+    variant_name: re.Pattern[str] | None = None
 
     def __post_init__(self) -> None:
         if self.tdm_reservation not in (None, 0, 1):
@@ -110,10 +138,12 @@ class PageContext:
             )
 
 
-def rewrite(html: str, ctx: PageContext) -> str:
+def rewrite(html: str, ctx: PageContext, unprocessed: list[Unprocessed] | None = None) -> str:
     """The page with responsive local ``<img>`` and merged robots/TDMRep metas.
 
-    Idempotent: ``rewrite(rewrite(p, c), c) == rewrite(p, c)``.
+    Idempotent: ``rewrite(rewrite(p, c), c) == rewrite(p, c)``. Each local ``<img>`` that
+    ``ctx.images`` does not know, and each that leaves ``base_url``, is appended to
+    ``unprocessed`` (not those with the author's own srcset or ``<picture>``).
     """
     base = split_base(ctx.base_url)
     directory = document_dir(html, page_dir(ctx.page_path, base))
@@ -124,6 +154,7 @@ def rewrite(html: str, ctx: PageContext) -> str:
     root: Tag | None = None
     body = False
     picture = template = 0
+    wrap: _Wrap | None = None  # the <picture> being read, when it is shaped as ours
     for tag in iter_tags(html, _NAMES):
         name = tag.name
         if tag.closing:
@@ -132,11 +163,14 @@ def rewrite(html: str, ctx: PageContext) -> str:
             elif name == "template":
                 template = max(0, template - 1)
         elif name == "img":
-            if not picture and directory is not None:
-                edit = _image(html, tag, ctx, directory, base, xhtml)
+            ours = wrap if wrap is not None and tag.start == wrap.img_start else None
+            if (not picture or ours) and directory is not None:
+                edit = _image(html, tag, ctx, directory, base, xhtml, unprocessed, ours)
                 if edit is not None:
                     edits.append(edit)
         elif name == "picture":
+            if not picture:
+                wrap = _our_picture(html, tag)
             picture += 1
         elif name == "template":
             template += 1
@@ -168,21 +202,117 @@ def rewrite(html: str, ctx: PageContext) -> str:
 # -- images --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Wrap:
+    """A ``<picture>`` shaped as ours: ``<picture>``, sources, the ``<img>``, ``</picture>``."""
+
+    start: int
+    end: int
+    sources: tuple[Tag, ...]
+    img_start: int
+
+
+_SOURCE_ATTRS = frozenset({"type", "srcset", "sizes"})
+
+
+def _our_picture(html: str, tag: Tag) -> _Wrap | None:
+    """The span of a ``<picture>`` written as we write one (no attribute, only sources of
+    type/srcset/sizes, then the ``<img>``, nothing between); whose srcsets are ours is
+    decided with the image. An author's ``media`` or ``<source>`` of another shape: None."""
+    if tag.attrs:
+        return None
+    pos, sources = tag.end, []
+    while (t := tag_at(html, pos)) is not None and not t.closing and t.name == "source":
+        if not t.attrs.keys() <= _SOURCE_ATTRS or "srcset" not in t.attrs:
+            return None
+        sources.append(t)
+        pos = t.end
+    if t is None or t.closing or t.name not in ("img", "image") or not sources:
+        return None
+    close = tag_at(html, t.end)
+    if close is None or not close.closing or close.name != "picture":
+        return None
+    return _Wrap(tag.start, close.end, tuple(sources), t.start)
+
+
+def _local(src: str, origin: str | None) -> tuple[str, str]:
+    """(origin prefix, the rest) for an absolute URL on the site's own origin (Pelican
+    without RELATIVE_URLS); ("", src) for anything else."""
+    if origin and src.strip().lower().startswith(origin.lower() + "/"):
+        return origin, src.strip()[len(origin) :]
+    return "", src
+
+
+def _ours(
+    srcset: str, path: str, info: ImageInfo, ctx: PageContext, directory: list[str], base: list[str]
+) -> bool:
+    """Whether every candidate of ``srcset`` is the image itself or one of our variants of
+    it (a current one, or one named as we name them beside it), with a ``w`` descriptor.
+    Such a srcset is ours to refresh; anything else is the author's."""
+    folder, _, name = path.rpartition("/")
+    known = {v.path for v in info.variants}
+    variant = False
+    for part in srcset.split(","):
+        bits = part.split()
+        if len(bits) != 2 or not _W.fullmatch(bits[1]):
+            return False
+        cand = site_path(resolve_url(_local(bits[0], ctx.origin)[1], directory), base)
+        if cand is None:
+            return False
+        if cand == path:
+            continue
+        cand_folder, _, cand_name = cand.rpartition("/")
+        m = ctx.variant_name.match(cand_name) if ctx.variant_name else None
+        if cand in known or (cand_folder == folder and m is not None and m["source"] == name):
+            variant = True
+            continue
+        return False
+    return variant
+
+
+def _dimension(attr: Attr | None) -> tuple[str, float]:
+    """An ``<img>`` width or height as the HTML "rules for parsing dimension values" read
+    it: ("absent"|"fail"|"px"|"pct", number). "12em" is 12 px, "auto" a failure (ignored)."""
+    if attr is None:
+        return "absent", 0.0
+    m = _DIM.match(attr.value)
+    if m is None:
+        return "fail", 0.0
+    return ("pct" if m.group(2) else "px"), float(m.group(1))
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
 def _image(
-    html: str, tag: Tag, ctx: PageContext, directory: list[str], base: list[str], xhtml: bool
+    html: str,
+    tag: Tag,
+    ctx: PageContext,
+    directory: list[str],
+    base: list[str],
+    xhtml: bool,
+    misses: list[Unprocessed] | None,
+    wrap: _Wrap | None = None,
 ) -> Edit | None:
-    if "srcset" in tag.attrs or "data-srcset" in tag.attrs:
-        return None
     src = tag.get("src")
-    # An absolute URL on the site's own origin (Pelican without RELATIVE_URLS) is local;
-    # its srcset keeps the same absolute form.
-    prefix = ""
-    if src is not None and ctx.origin and src.strip().lower().startswith(ctx.origin.lower() + "/"):
-        prefix, src = ctx.origin, src.strip()[len(ctx.origin) :]
-    path = None if src is None else site_path(resolve_url(src, directory), base)
-    info = None if path is None else ctx.images.get(path)
-    if src is None or path is None or info is None:
+    if src is None or "data-srcset" in tag.attrs:
         return None
+    prefix, local = _local(src, ctx.origin)
+    url = resolve_url(local, directory)
+    path = site_path(url, base)
+    info = None if path is None else ctx.images.get(path)
+    old = tag.attrs.get("srcset")
+    if info is None or path is None:
+        if old is None and wrap is None and url is not None and url[-1] and misses is not None:
+            misses.append(Unprocessed(src, path))
+        return None
+    if old is not None and not _ours(old.value, path, info, ctx, directory, base):
+        return None  # the author's own srcset
+    if wrap is not None and not all(
+        _ours(s.get("srcset") or "", path, info, ctx, directory, base) for s in wrap.sources
+    ):
+        return None  # the author's own <picture>
     groups: dict[str, dict[int, str]] = {}
     for v in info.variants:
         if v.width > 0:
@@ -195,7 +325,7 @@ def _image(
     else:
         img_format = next((f for f in formats if f in groups), None)
         source_formats = []
-    rooted = src.lstrip(_C0_SPACE)[:1] in ("/", "\\")
+    rooted = local.lstrip(_C0_SPACE)[:1] in ("/", "\\")
 
     def srcset(fmt: str) -> str:
         by_width = dict(groups[fmt])
@@ -207,31 +337,35 @@ def _image(
         return ", ".join(urls)
 
     add: list[tuple[str, str]] = []
-    width, height = tag.get("width"), tag.get("height")
-    w, h = _int(width), _int(height)
-    if width is None and height is None:
-        w, h = info.width, info.height
-        add += [("width", str(w)), ("height", str(h))]
-    elif height is None and w and info.width > 0:
-        h = max(1, round(w * info.height / info.width))
-        add.append(("height", str(h)))
-    elif width is None and h and info.height > 0:
-        w = max(1, round(h * info.width / info.height))
-        add.append(("width", str(w)))
+    inner: list[Edit] = []  # replacements inside the tag, at page offsets
+    w, h = _sizes_of(tag, info, add, inner)
     loading = tag.get("loading")
     lazy = ctx.lazy if loading is None else loading.strip().lower() == "lazy"
     sizes = tag.get("sizes")
     if sizes is None and (img_format or source_formats):
-        sizes = _sizes(tag.get("data-sizes"), ctx.sizes, lazy and bool(w) and bool(h))
+        sizes = _sizes(tag.get("data-sizes"), ctx.sizes, lazy and w > 0 and h > 0)
         if img_format and sizes:
             add.insert(0, ("sizes", sizes))
-    if img_format:
+    if old is not None:  # ours: refresh it in place, or drop it when nothing is left
+        inner.append(
+            _set_content(html, tag, srcset(img_format), "srcset")
+            if img_format
+            else (old.start, old.value_end, "")
+        )
+    elif img_format:
         add.insert(0, ("srcset", srcset(img_format)))
     if loading is None and ctx.lazy:
         add.append(("loading", "lazy"))
     if "decoding" not in tag.attrs:
         add.append(("decoding", "async"))
-    new = html[tag.start : tag.attrs_end] + _attrs(add) + html[tag.attrs_end : tag.end]
+    inner.append((tag.attrs_end, tag.attrs_end, _attrs(add)))
+    inner.sort(key=lambda e: (e[0], e[1]))
+    parts: list[str] = []
+    pos = tag.start
+    for start, end, text in inner:
+        parts += (html[pos:start], text)
+        pos = end
+    new = "".join(parts) + html[pos : tag.end]
     if source_formats and not tag.broke_out:  # <picture> would not end SVG content as <img> does
         close = " />" if xhtml else ">"
         sources = "".join(
@@ -243,7 +377,57 @@ def _image(
             for f in source_formats
         )
         new = f"<picture>{sources}{new}</picture>"
-    return None if new == html[tag.start : tag.end] else (tag.start, tag.end, new)
+    start, end = (wrap.start, wrap.end) if wrap else (tag.start, tag.end)
+    return None if new == html[start:end] else (start, end, new)
+
+
+def _sizes_of(
+    tag: Tag, info: ImageInfo, add: list[tuple[str, str]], inner: list[Edit]
+) -> tuple[float, float]:
+    """Make ``width`` and ``height`` both numbers the browser reads as pixels, so the check
+    passes and the aspect ratio is reserved; returns them.
+
+    Neither set: the intrinsic size. One in pixels: the other at the image's ratio, which is
+    what the browser renders anyway. A percentage ("50%", Markdown ``{: width="50%"}``) is
+    kept as CSS (``style="width:50%"``, which wins over the attribute) and the attribute
+    becomes pixels; the side we make up then gets ``auto`` so the ratio holds. A value the
+    browser ignores ("auto", "") is replaced as if absent.
+    """
+    wa, ha = tag.attrs.get("width"), tag.attrs.get("height")
+    (wk, wv), (hk, hv) = _dimension(wa), _dimension(ha)
+    iw, ih = info.width, info.height
+    if wk == "px" and hk == "px":
+        return wv, hv
+    if wk == "px":
+        hv = round(wv * ih / iw) if iw > 0 else 0
+    elif hk == "px":
+        wv = round(hv * iw / ih) if ih > 0 else 0
+    else:
+        wv, hv = iw, ih
+    style: list[str] = []
+    for name, attr, kind, value, other in (
+        ("width", wa, wk, wv, hk),
+        ("height", ha, hk, hv, wk),
+    ):
+        if kind == "px":
+            continue
+        if kind == "pct":
+            style.append(f"{name}:{_number(_dimension(attr)[1])}%")
+        elif other == "pct":
+            style.append(f"{name}:auto")
+        if attr is None:
+            add.append((name, str(int(value))))
+        else:
+            inner.append(_set_content("", tag, str(int(value)), name))
+    if style:
+        css = ";".join(style)
+        existing = tag.attrs.get("style")
+        if existing is None:
+            add.append(("style", css))
+        else:
+            rest = existing.value.strip()
+            inner.append(_set_content("", tag, f"{css};{rest}" if rest else css, "style"))
+    return wv, hv
 
 
 @functools.lru_cache(maxsize=64)
@@ -259,11 +443,6 @@ def _formats(formats: tuple[str, ...]) -> tuple[str, ...]:
 
 def _mime(fmt: str) -> str:
     return _MIME.get(fmt, "image/" + fmt)
-
-
-def _int(value: str | None) -> int | None:
-    m = None if value is None else _INT.fullmatch(value)
-    return int(m.group(1)) or None if m else None
 
 
 def _sizes(data_sizes: str | None, default: str, auto: bool) -> str:
@@ -344,10 +523,11 @@ def _union(directives: Iterable[str]) -> list[str]:
     return [d for d in seen.values() if d]
 
 
-def _set_content(html: str, tag: Tag, value: str) -> Edit:
-    attr = tag.attrs.get("content")
+def _set_content(html: str, tag: Tag, value: str, name: str = "content") -> Edit:
+    """The edit that gives ``tag``'s attribute ``name`` the value ``value``."""
+    attr = tag.attrs.get(name)
     if attr is None:
-        return (tag.attrs_end, tag.attrs_end, _attrs([("content", value)]))
+        return (tag.attrs_end, tag.attrs_end, _attrs([(name, value)]))
     q = attr.quote or '"'
     text = q + _escape(value, q) + q
     if attr.bare:

@@ -81,6 +81,7 @@ class Attr:
     value_end: int
     quote: str  # '"', "'" or "" (unquoted or no value)
     bare: bool = False  # no "=value" at all
+    start: int = -1  # where the attribute starts, the white space before its name included
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +135,11 @@ def _tag(html: str, m: re.Match[str], name: str, broke_out: bool = False) -> Tag
             continue
         raw = a.group("value")
         if raw is None:
-            attrs[key] = Attr("", attrs_end, attrs_end, "", bare=True)
+            attrs[key] = Attr("", attrs_end, attrs_end, "", True, a.start())
             continue
         quote = raw[:1] if raw[:1] in ("'", '"') else ""
         text = raw[1:-1] if quote else raw
-        attrs[key] = Attr(unescape_attr(text), a.start("value"), attrs_end, quote)
+        attrs[key] = Attr(unescape_attr(text), a.start("value"), attrs_end, quote, False, a.start())
     trail = m.group("trail")
     closing = bool(m.group("close"))
     return Tag(name, m.start(), m.end(), closing, trail.endswith("/"), attrs_end, attrs, broke_out)
@@ -323,9 +324,10 @@ def page_dir(page_path: str, base: list[str]) -> list[str]:
 def resolve_url(src: str, directory: list[str]) -> list[str] | None:
     """The decoded URL path segments ``src`` names from ``directory``, or None.
 
-    None for anything not on this origin (a scheme, ``//host``), and for dot segments that
-    climb above the root (browsers clamp them; here they are a broken link to leave alone).
-    A path that ends in a directory ends with an empty segment.
+    None for anything not on this origin (a scheme, ``//host``). Dot segments that climb
+    above the origin root stop there, as in browsers (RFC 3986 section 5.2.4: a Pelican
+    page at the root that writes ``../images/x.jpg`` shows ``/images/x.jpg``). A path that
+    ends in a directory ends with an empty segment.
     """
     s = src.strip(_C0_SPACE)
     s = s.replace("\t", "").replace("\n", "").replace("\r", "")
@@ -343,9 +345,8 @@ def resolve_url(src: str, directory: list[str]) -> list[str] | None:
     for k, part in enumerate(parts):
         low = part.lower()
         if low in _DOTDOT:
-            if not out:
-                return None
-            out.pop()
+            if out:
+                out.pop()
         elif low not in _DOT:
             decoded = unquote(part)
             if "/" in decoded:
@@ -371,8 +372,10 @@ def resolve(src: str, page_path: str, base_url: str = "/") -> str | None:
     """The site-relative POSIX path a browser fetches for ``src`` on the page, or None.
 
     None for other origins (``http(s):``, ``//host``, ``data:``, ``blob:``, ``javascript:``,
-    ``mailto:`` …), an empty or fragment-only ``src``, a folder, a path outside
-    ``base_url`` or one climbing above the root. Query and fragment are dropped and
+    ``mailto:`` …), an empty or fragment-only ``src``, a folder, or a path outside
+    ``base_url`` (``..`` stops at the origin root, not at ``base_url``: from
+    ``/blog/index.html``, ``../x.jpg`` is ``/x.jpg``, outside a site served under
+    ``/blog/``). Query and fragment are dropped and
     percent-escapes decoded (``my%20photo.jpg`` is the file ``my photo.jpg``).
     """
     base = split_base(base_url)

@@ -131,8 +131,9 @@ IMG_CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
      '<img src="data:image/png;base64,AAAA">'),
     ("unknown", "index.html", {}, '<img src="img/zzz.jpg">', '<img src="img/zzz.jpg">'),
     ("no-src", "index.html", {}, "<img alt=x>", "<img alt=x>"),
-    ("escapes-site", "blog/post/index.html", {}, '<img src="../../../etc/passwd">',
-     '<img src="../../../etc/passwd">'),
+    # Browsers stop ".." at the root: this is the site's own /etc/passwd.
+    ("clamped-at-root", "blog/post/index.html", {}, '<img src="../../../etc/passwd">',
+     f'<img src="../../../etc/passwd"{a_set("../../img/")}>'),
     ("author-srcset", "index.html", {}, '<img src="img/a.jpg" srcset="img/a.jpg 2x">',
      '<img src="img/a.jpg" srcset="img/a.jpg 2x">'),
     ("author-data-srcset", "index.html", {}, '<img src="img/a.jpg" data-srcset="x 1x">',
@@ -155,10 +156,10 @@ IMG_CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("height-only", "index.html", {}, '<img src="img/a.jpg" height=300>',
      '<img src="img/a.jpg" height=300 srcset="img/a-480.webp 480w, img/a-960.webp 960w"'
      f'{SIZES} width="400" loading="lazy" decoding="async">'),
-    # Not an integer: no aspect to scale, and no "auto" (it needs both dimensions).
+    # A percentage stays as CSS; the attributes get pixels so the ratio is reserved.
     ("width-percent", "index.html", {}, '<img src="img/a.jpg" width="50%">',
-     '<img src="img/a.jpg" width="50%" srcset="img/a-480.webp 480w, img/a-960.webp 960w"'
-     ' sizes="(max-width: 960px) 100vw, 960px" loading="lazy" decoding="async">'),
+     '<img src="img/a.jpg" width="1600" srcset="img/a-480.webp 480w, img/a-960.webp 960w"'
+     f'{SIZES} height="1200" style="width:50%;height:auto" loading="lazy" decoding="async">'),
     ("both-dims", "index.html", {}, '<img src="img/a.jpg" width=1 height=2 decoding=sync>',
      '<img src="img/a.jpg" width=1 height=2 decoding=sync srcset="img/a-480.webp 480w, '
      f'img/a-960.webp 960w"{SIZES} loading="lazy">'),
@@ -344,7 +345,11 @@ RESOLVE_CASES = [
     ("../../img/a.png", "blog/post/index.html", "/docs/", "img/a.png"),
     ("/img/a.png", "index.html", "/docs/", None),
     ("../img/a.png", "index.html", "/docs/", None),
-    ("../../../etc/passwd", "blog/post/index.html", "/", None),
+    ("../../../etc/passwd", "blog/post/index.html", "/", "etc/passwd"),
+    ("../images/x.jpg", "index.html", "/", "images/x.jpg"),
+    ("/../../images/x.jpg", "a/index.html", "/", "images/x.jpg"),
+    ("../../img/a.png", "index.html", "/docs/", None),
+    ("../../docs/img/a.png", "index.html", "/docs/", "img/a.png"),
     ("my%20photo.jpg", "index.html", "/", "my photo.jpg"),
     ("caf%C3%A9.jpg", "index.html", "/", "café.jpg"),
     ("  img\\a.jpg\n", "index.html", "/", "img/a.jpg"),
@@ -412,12 +417,12 @@ def check_srcsets(before: str, out: str, c: PageContext) -> int:
         for cand in srcset.split(", "):
             m = _CANDIDATE.fullmatch(cand)
             assert m, cand
-            path = (
+            found = (
                 site_path(resolve_url(m.group(1), directory), base)
                 if directory is not None
                 else None
             )
-            assert path is not None and widths.get(path) == int(m.group(2)), cand
+            assert found is not None and widths.get(found) == int(m.group(2)), cand
             count += 1
     return count
 
@@ -425,7 +430,16 @@ def check_srcsets(before: str, out: str, c: PageContext) -> int:
 # -- properties ----------------------------------------------------------------------------
 
 OUR_METAS = frozenset({"robots", "tdm-reservation", "tdm-policy"})
-ADDED = frozenset({"srcset", "sizes", "width", "height", "loading", "decoding"})
+ADDED = frozenset({"srcset", "sizes", "width", "height", "loading", "decoding", "style"})
+_DIMENSION = re.compile(r"[\t\n\f\r ]*[0-9]+(?:\.[0-9]+)?(%?)")
+
+
+def is_px(value: str) -> bool:
+    """Whether the HTML dimension rules read ``value`` as pixels ("12em" is 12 px)."""
+    m = _DIMENSION.match(value)
+    return m is not None and not m.group(1)
+
+
 _PARSER = html5lib.HTMLParser(
     tree=html5lib.getTreeBuilder("etree", fullTree=True), namespaceHTMLElements=False
 )
@@ -746,7 +760,15 @@ def check_properties(
     assert after == before
     assert len(after_images) == len(before_images)
     for old, new in zip(before_images, after_images, strict=True):
-        assert old.items() <= new.items()
+        # A width/height the browser does not read as pixels ("50%", "auto") becomes pixels,
+        # its percentage moving into style (in front of the author's own declarations).
+        moved = {
+            k for k in ("width", "height") if k in old and not is_px(old[k]) and new[k] != old[k]
+        }
+        if moved and "%" in old.get("width", "") + old.get("height", ""):
+            assert new["style"].endswith(old.get("style", "").strip()), (old, new)
+        keep = {k: v for k, v in old.items() if k not in moved and (k != "style" or not moved)}
+        assert keep.items() <= new.items()
         assert set(new) - set(old) <= ADDED
     # (c) Idempotent.
     assert rewrite(out, c) == out
