@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
@@ -22,7 +23,6 @@ from urllib.parse import quote
 from PIL import Image
 
 from . import containers, htmlscan
-from .build import RESTRICTIVENESS
 from .containers import Format
 from .contract import CONTRACT, AgentClass
 from .headers import HEADERS, header_values, host_files
@@ -113,31 +113,21 @@ class Expectations:
         return site_policy(self.settings, {**self.images, **self.pages})
 
 
-def overrides_from_texts(
-    texts: Mapping[str, str], base_url: str
-) -> tuple[dict[str, DMI], dict[str, DMI], list[Finding]]:
-    """Page and image overrides of pages held in memory (a crawl), merged as
-    :func:`ssg_dmi.build.collect_overrides` merges them; bad values become findings."""
-    pages: dict[str, DMI] = {}
-    images: dict[str, DMI] = {}
-    findings: list[Finding] = []
-    for rel, text in texts.items():
-        scan = htmlscan.scan(text, rel, base_url)
-        try:
-            page = DMI.parse(scan.dmi) if scan.dmi else None
-            values = [(img, DMI.parse(attr) if attr else page) for img, attr in scan.images]
-        except ValueError as exc:
-            allowed = ", ".join(m.key for m in DMI)
-            message = f"{exc.args[0]!r} is not a DataMining value; use one of {allowed}"
-            findings.append(Finding("page-dmi-invalid", rel, message))
-            continue
-        if page is not None:
-            pages[rel] = page
-        for img, value in values:
-            if value is not None:
-                old = images.get(img)
-                images[img] = value if old is None else max(old, value, key=RESTRICTIVENESS.index)
-    return pages, images, findings
+def page_overrides(
+    text: str, rel: str, base_url: str
+) -> tuple[DMI | None, list[tuple[str, DMI]], Finding | None]:
+    """One page's own value and the (site path, value) of each image it gives one, as
+    :func:`ssg_dmi.build.collect_overrides` reads them; a bad value is a finding, and then
+    the page gives none."""
+    scan = htmlscan.scan(text, rel, base_url)
+    try:
+        page = DMI.parse(scan.dmi) if scan.dmi else None
+        values = [(img, DMI.parse(attr) if attr else page) for img, attr in scan.images]
+    except ValueError as exc:
+        allowed = ", ".join(m.key for m in DMI)
+        message = f"{exc.args[0]!r} is not a DataMining value; use one of {allowed}"
+        return None, [], Finding("page-dmi-invalid", rel, message)
+    return page, [(img, value) for img, value in values if value is not None], None
 
 
 # -- images --------------------------------------------------------------------------------
@@ -200,16 +190,21 @@ class PageFacts:
     images: list[ImageRef] = field(default_factory=list)
     links: list[str] = field(default_factory=list)  # <a href>
     base_href: str | None = None
+    complete: bool = True  # False when read_page's deadline cut the reading short
 
 
 _PAGE_TAGS = frozenset({"meta", "img", "source", "a", "base", "template"})
 
 
-def read_page(html: str) -> PageFacts:
-    """The metas, images and links of a page (real tags only, as :mod:`.htmlscan` finds)."""
+def read_page(html: str, deadline: float | None = None) -> PageFacts:
+    """The metas, images and links of a page (real tags only, as :mod:`.htmlscan` finds);
+    reading stops, ``complete`` False, once ``time.monotonic()`` passes ``deadline``."""
     facts = PageFacts()
     template = 0
-    for tag in htmlscan.iter_tags(html, _PAGE_TAGS):
+    for count, tag in enumerate(htmlscan.iter_tags(html, _PAGE_TAGS)):
+        if deadline is not None and count % 512 == 0 and time.monotonic() > deadline:
+            facts.complete = False
+            return facts
         if tag.name == "template":
             template = max(0, template - 1) if tag.closing else template + 1
             continue

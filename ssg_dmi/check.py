@@ -2,32 +2,27 @@
 
 Directory mode reads every image and variant (found as the pipeline finds them), every
 page and the site files; URL mode fetches the pages (same origin, under ``base_url``,
-bounded), the images and srcset candidates they use and the site files, and also checks
-the response headers. The checks themselves are in :mod:`.audit`.
+bounded in time and memory whatever the server does: :mod:`.crawl`), the images and srcset
+candidates they use and the site files, and also checks the response headers. The checks
+themselves are in :mod:`.audit`; what the plugins leave alone by design, in :mod:`.themes`.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import dataclasses
 import json
 import re
 import sys
-import time
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from email.message import Message
-from http.client import HTTPException
 from pathlib import Path
-from typing import IO
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
-from . import __version__, htmlscan
+from . import htmlscan, themes
 from .audit import (
     TDMREP,
     Expectations,
@@ -41,16 +36,29 @@ from .audit import (
     check_img_size,
     check_page_metas,
     compare_site_files,
-    overrides_from_texts,
+    page_overrides,
     parse_srcset,
     pixel_width,
     read_page,
     read_site_files,
     url_path,
 )
-from .build import collect_overrides, find_pages
+from .build import RESTRICTIVENESS, collect_overrides, find_pages
+from .crawl import (
+    FETCH_SECONDS,
+    FETCH_THREADS,
+    MAX_IMAGE_BYTES,
+    MAX_PAGE_BYTES,
+    READ_TIMEOUT,
+    SKIPPED,
+    Crawler,
+    Fetched,
+    clean,
+    origin,
+)
 from .errors import ConfigError
 from .fsutil import is_image_name, shown
+from .pagetext import decode_page
 from .pipeline import site_images
 from .policy import DMI
 from .process import VARIANT_NAME
@@ -59,11 +67,9 @@ from .signals import BEGIN
 
 FORMATS = ("text", "json", "junit", "github")
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2  # as in cli
-MAX_PAGE_BYTES = 16 << 20
-MAX_IMAGE_BYTES = 64 << 20
-USER_AGENT = f"ssg-dmi-check/{__version__}"
 SITE_FILES = ("robots.txt", "ai.txt", TDMREP)
-SKIPPED = -1  # the status of a fetch not made: the time limit was reached
+MAX_FINDINGS = 10_000  # kept in a URL report; the rest are counted
+MAX_USES = 100_000  # (page, element) uses of image URLs kept by a crawl
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -75,6 +81,7 @@ class Report:
     mode: str  # "dir" or "url"
     findings: list[Finding] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was skipped or inferred, and why
 
     @property
     def errors(self) -> int:
@@ -135,15 +142,55 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def check_site(site: Path, settings: Settings, page_dmi: Mapping[str, str] | None = None) -> Report:
-    """Audit a built site folder; ``page_dmi`` as for :func:`ssg_dmi.build.run_site`."""
+def _built_by(site: Path, pages: list[str]) -> themes.BuiltBy | None:
+    """The generator the home page names (see :mod:`.themes`)."""
+    if "index.html" not in pages:
+        return None
+    try:
+        home = (site / "index.html").read_bytes()[:MAX_PAGE_BYTES]
+    except OSError:
+        return None  # the page loop reports it
+    decoded = decode_page(home)
+    return None if isinstance(decoded, str) else themes.built_by(decoded.text)
+
+
+def check_site(
+    site: Path,
+    settings: Settings,
+    page_dmi: Mapping[str, str] | None = None,
+    *,
+    theme_images: bool = False,
+) -> Report:
+    """Audit a built site folder; ``page_dmi`` as for :func:`ssg_dmi.build.run_site`.
+
+    A site MkDocs or Pelican wrote is audited as its plugin built it: the theme's own images,
+    which the plugin leaves alone unless ``theme_images`` is on, are skipped (and counted in
+    a note) unless ``theme_images``; a MkDocs ``site_url`` path is read from the home page
+    when the settings give no ``base_url``."""
     report = Report(str(site), "dir")
     pages = find_pages(site)
+    by = _built_by(site, pages)
+    if by is not None and by.site_path not in (None, "/") and settings.base_url == "/":
+        # The plugin built with site_url's path as base_url; the site files say so too.
+        settings = dataclasses.replace(settings, base_url=by.site_path)
+        report.notes.append(
+            f"base_url {by.site_path} taken from the home page's canonical link "
+            f"({by.generator.value} site_url); give base_url in the config to override"
+        )
     page_values, image_values, report.findings = _overrides(
         site, pages, page_dmi, settings.base_url
     )
     expect = Expectations(settings, page_values, image_values)
     images, variants = discover(site, settings)
+    if by is not None and not theme_images:
+        skipped = set(themes.theme_images(by, images))
+        images = [rel for rel in images if rel not in skipped]
+        if skipped:
+            report.notes.append(
+                f"{len(skipped)} {by.generator.value} theme image(s) left alone by design, "
+                f"skipped ({', '.join(sorted(skipped)[:3])}{', …' if len(skipped) > 3 else ''}); "
+                "--theme-images checks them"
+            )
     for rel in images + variants:
         report.checked.append(rel)
         try:
@@ -157,10 +204,15 @@ def check_site(site: Path, settings: Settings, page_dmi: Mapping[str, str] | Non
     for rel in pages:
         report.checked.append(rel)
         try:
-            text = (site / rel).read_bytes().decode("utf-8", "surrogateescape")
+            decoded = decode_page((site / rel).read_bytes())
         except OSError as exc:
             report.findings.append(Finding("fetch-failed", rel, f"cannot read ({exc})"))
             continue
+        if isinstance(decoded, str):  # the build leaves such a page alone, with a warning
+            message = f"cannot read it as text: {decoded}; the build leaves it alone"
+            report.findings.append(Finding("fetch-failed", rel, message, "warning"))
+            continue
+        text = decoded.text
         facts = read_page(text)
         if settings.rewrite_html:
             report.findings += check_page_metas(facts, rel, expect.page(rel), settings.tdm_policy)
@@ -216,96 +268,6 @@ def _dir_site_files(
 
 
 @dataclass
-class Fetched:
-    """One response (or why there is none); ``url`` is the final URL after redirects."""
-
-    url: str
-    status: int
-    headers: Message
-    body: bytes | None = None
-    error: str | None = None
-
-
-class _SameOrigin(urllib.request.HTTPRedirectHandler):
-    def __init__(self, origin: tuple[str, str]) -> None:
-        self.origin = origin
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: Message,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if _origin(newurl) != self.origin:
-            return None  # the 3xx is then the answer, reported as a failed fetch
-        return super().redirect_request(req, fp, code, msg, headers, newurl)  # type: ignore[arg-type]
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class Crawler:
-    """Fetches URLs of one origin, within a time budget; never follows a redirect away."""
-
-    def __init__(self, base: str, timeout: float, time_limit: float) -> None:
-        self.origin = _origin(base)
-        self.deadline = time.monotonic() + time_limit
-        self.timeout = timeout
-        handlers: list[urllib.request.BaseHandler] = [_SameOrigin(self.origin)]
-        if _is_loopback(urlsplit(base).hostname or ""):
-            handlers.append(urllib.request.ProxyHandler({}))
-        self.opener = urllib.request.build_opener(*handlers)
-
-    @property
-    def out_of_time(self) -> bool:
-        """Whether the time budget is spent."""
-        return time.monotonic() >= self.deadline
-
-    def get(self, url: str, body: Callable[[str], bool], limit: int) -> Fetched:
-        """GET ``url``; its body is read when ``body(content_type)`` says so."""
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            return Fetched(url, SKIPPED, Message(), error="the time limit was reached")
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        try:
-            with self.opener.open(request, timeout=min(self.timeout, left)) as resp:
-                data = resp.read(limit + 1) if body(resp.headers.get_content_type()) else None
-                if data is not None and len(data) > limit:
-                    return Fetched(url, resp.status, resp.headers, error=f"over {limit} bytes")
-                return Fetched(resp.geturl(), resp.status, resp.headers, data)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            where = exc.headers.get("Location") if 300 <= exc.code < 400 else None
-            why = f"HTTP {exc.code}" + (f", a redirect off the site to {where}" if where else "")
-            return Fetched(url, exc.code, exc.headers, error=why)
-        except (urllib.error.URLError, OSError, HTTPException, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            return Fetched(url, 0, Message(), error=f"cannot fetch ({reason})")
-
-
-def _clean(url: str) -> str:
-    """Query and fragment dropped (a static host ignores them); the path percent-encoded as
-    a browser sends it (spaces, non-ASCII), existing escapes kept."""
-    parts = urlsplit(url.strip())
-    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=~")
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
-
-
-@dataclass
 class _Use:
     """Where an image URL is used: the page, the element, how (src/srcset/link)."""
 
@@ -318,41 +280,81 @@ class _Use:
 
 @dataclass
 class _Crawl:
-    base: str  # the site's URL: origin + settings.base_url
+    """The crawl's state. Everything kept grows with --max-pages and --max-images, never
+    with what the server sends: a page's text is read, checked and dropped; links past what
+    can still be fetched and images past --max-images are counted, not kept."""
+
     settings: Settings
     crawler: Crawler
     report: Report
-    pages: dict[str, tuple[str, Fetched, str, PageFacts]] = field(default_factory=dict)
+    max_pages: int
+    max_images: int
+    pages: dict[str, str] = field(default_factory=dict)  # final URL -> site path
+    paths: dict[str, DMI] = field(default_factory=dict)  # URL path -> value it must say
     images: dict[str, list[_Use]] = field(default_factory=dict)
-    truncated: list[str] = field(default_factory=list)
+    sources: set[str] = field(default_factory=set)  # site paths of images and their sources
+    page_values: dict[str, DMI] = field(default_factory=dict)
+    image_values: dict[str, DMI] = field(default_factory=dict)
+    uses: int = 0
+    truncated: dict[str, str] = field(default_factory=dict)  # why -> message, in order
+    dropped: dict[Severity, int] = field(default_factory=dict)  # findings past MAX_FINDINGS
 
     def rel(self, url: str) -> str | None:
         """The site path of a URL of this site, None for anything else."""
-        if _origin(url) != self.crawler.origin:
+        if origin(url) != self.crawler.origin:
             return None
         path = unquote(urlsplit(url).path)
         prefix = self.settings.base_url
         return path[len(prefix) :] if path.startswith(prefix) else None
 
-    def add(self, finding: Finding) -> None:
-        self.report.findings.append(finding)
+    def add(self, *findings: Finding) -> None:
+        """Keep the first MAX_FINDINGS findings; count the rest by severity."""
+        for f in findings:
+            if len(self.report.findings) < MAX_FINDINGS:
+                self.report.findings.append(f)
+            else:
+                self.dropped[f.severity] = self.dropped.get(f.severity, 0) + 1
+
+    def cut(self, why: str, message: str) -> None:
+        """Record that a limit left part of the site unchecked (once per kind)."""
+        self.truncated.setdefault(why, message)
+
+    def use(self, url: str, use: _Use) -> None:
+        """Record one use of an image URL, within --max-images and MAX_USES."""
+        if url not in self.images:
+            if len(self.images) >= self.max_images:
+                self.cut("images", f"more than --max-images {self.max_images} images")
+                return
+            self.images[url] = []
+            rel = self.rel(url) or ""
+            self.sources |= {rel, Expectations.source_of(rel)}
+        if self.uses >= MAX_USES:
+            self.cut("uses", f"more than {MAX_USES} image uses")
+            return
+        self.uses += 1
+        self.images[url].append(use)
 
 
 def _is_html(content_type: str) -> bool:
     return content_type in ("text/html", "application/xhtml+xml")
 
 
-def _crawl_pages(c: _Crawl, start: str, max_pages: int) -> None:
+def _crawl_pages(c: _Crawl, start: str, severity: Severity) -> None:
+    """Fetch pages breadth-first from ``start``, each checked as soon as it is read. Every
+    fetch counts against --max-pages, so the queue never holds more than can be fetched."""
     queue, seen = deque([start]), {start}
+    fetches = 0
     while queue:
-        if len(c.pages) >= max_pages or c.crawler.out_of_time:
-            c.truncated.append(f"{len(queue)} linked URLs not fetched")
+        if fetches >= c.max_pages or c.crawler.out_of_time:
+            why = "the time limit was reached" if fetches < c.max_pages else "--max-pages"
+            c.cut("pages", f"{len(queue)} linked URLs not fetched ({why})")
             return
         url = queue.popleft()
         got = c.crawler.get(url, _is_html, MAX_PAGE_BYTES)
         if got.status == SKIPPED:
             queue.appendleft(url)
             continue  # out of time: the loop's first test reports it
+        fetches += 1
         c.report.checked.append(url)
         if got.error or got.body is None:
             away = 300 <= got.status < 400  # a redirect off the site: not ours to check
@@ -360,30 +362,94 @@ def _crawl_pages(c: _Crawl, start: str, max_pages: int) -> None:
                 mild = url != start and got.status in (404, 410)
                 c.add(Finding("fetch-failed", url, got.error, "warning" if mild else "error"))
             continue  # not HTML: not a page
-        final, rel = _clean(got.url), c.rel(got.url)
+        final, rel = clean(got.url), c.rel(got.url)
         if rel is None or final in c.pages:
             continue
-        text = got.body.decode("utf-8", "surrogateescape")
+        decoded = decode_page(got.body)
+        got.body = None  # the text is what is read from here on
+        if isinstance(decoded, str):
+            message = f"cannot read it as text: {decoded}"
+            c.add(Finding("fetch-failed", url, message, "warning"))
+            continue
+        text = decoded.text
         page_rel = rel + "index.html" if rel == "" or rel.endswith("/") else rel
-        facts = read_page(text)
-        c.pages[final] = (page_rel, got, text, facts)
-        base = urljoin(got.url, facts.base_href) if facts.base_href is not None else got.url
-        for href in facts.links:
-            link = _clean(urljoin(base, href.strip()))
-            if c.rel(link) is None or link in seen:
-                continue
+        facts = read_page(text, c.crawler.deadline)
+        if not facts.complete or c.crawler.out_of_time:  # no time left to read it all
+            c.report.checked.pop()
+            queue.appendleft(url)
+            continue
+        c.pages[final] = page_rel
+        _check_page(c, final, page_rel, text, facts, got, severity)
+        del text
+        room = c.max_pages - fetches - len(queue)  # what can still be fetched
+        _harvest(c, final, urljoin(got.url, facts.base_href or ""), facts, seen, queue, room)
+
+
+def _harvest(
+    c: _Crawl,
+    page: str,
+    base: str,
+    facts: PageFacts,
+    seen: set[str],
+    queue: deque[str],
+    room: int,
+) -> None:
+    """Queue the page's links (within ``room``) and record its image uses; stops at the
+    deadline, as a page of a million links would otherwise keep the check going."""
+    for n, href in enumerate(facts.links):
+        if n % 512 == 0 and c.crawler.out_of_time:
+            c.cut("time", "the time limit was reached")
+            return
+        if room <= 0 and not is_image_name(href.split("#", 1)[0].split("?", 1)[0]):
+            c.cut("links", f"more linked pages than --max-pages {c.max_pages}")
+            continue  # no room for a page: only links to images can still be kept
+        link = clean(urljoin(base, href.strip()))
+        if c.rel(link) is None or link in seen:
+            continue
+        if is_image_name(urlsplit(link).path):
+            if link not in c.images:  # the image is checked once, whoever links it
+                c.use(link, _Use(page, "link", text=href))
+        elif room > 0:
             seen.add(link)
-            if is_image_name(urlsplit(link).path):
-                c.images.setdefault(link, []).append(_Use(final, "link", text=href))
-            else:
-                queue.append(link)
-        for ref in facts.images:
-            if ref.src is not None and (u := _clean(urljoin(base, ref.src.strip()))) and c.rel(u):
-                c.images.setdefault(u, []).append(_Use(final, "src", ref, ref.src))
-            for cand, descriptors in parse_srcset(ref.srcset or ""):
-                u = _clean(urljoin(base, cand))
-                if c.rel(u) is not None:
-                    c.images.setdefault(u, []).append(_Use(final, "srcset", ref, cand, descriptors))
+            queue.append(link)
+            room -= 1
+        else:
+            c.cut("links", f"more linked pages than --max-pages {c.max_pages}")
+    for n, ref in enumerate(facts.images):
+        if n % 256 == 0 and c.crawler.out_of_time:
+            c.cut("time", "the time limit was reached")
+            return
+        if ref.src is not None and (u := clean(urljoin(base, ref.src.strip()))) and c.rel(u):
+            c.use(u, _Use(page, "src", ref, ref.src))
+        for cand, descriptors in parse_srcset(ref.srcset or ""):
+            u = clean(urljoin(base, cand))
+            if c.rel(u) is not None:
+                c.use(u, _Use(page, "srcset", ref, cand, descriptors))
+
+
+def _check_page(
+    c: _Crawl, url: str, rel: str, text: str, facts: PageFacts, got: Fetched, severity: Severity
+) -> None:
+    """A page's own checks (they need only its own override), and the image overrides it
+    gives for the images this crawl will fetch."""
+    page, images, bad = page_overrides(text, rel, c.settings.base_url)
+    if bad is not None:
+        c.add(Finding(bad.code, url, bad.message))
+    if page is not None:
+        c.page_values[rel] = page
+    for img, value in images:
+        if img in c.sources:
+            old = c.image_values.get(img)
+            c.image_values[img] = (
+                value if old is None else max(old, value, key=RESTRICTIVENESS.index)
+            )
+    want = page if page is not None else c.settings.policy_for(rel).dmi
+    c.paths[urlsplit(url).path] = want
+    if c.settings.rewrite_html:
+        c.add(*check_page_metas(facts, url, want, c.settings.tdm_policy))
+    c.add(*check_headers(got.headers, url, want, c.settings.tdm_policy, severity))
+    for ref in facts.images:
+        c.add(*check_img_size(ref, url))
 
 
 def check_url(
@@ -393,61 +459,60 @@ def check_url(
     max_pages: int = 500,
     max_images: int = 2000,
     time_limit: float = 120.0,
-    timeout: float = 10.0,
+    timeout: float = READ_TIMEOUT,
+    fetch_time: float = FETCH_SECONDS,
 ) -> Report:
-    """Crawl a served site from ``base_url`` and audit what it serves. ValueError when
+    """Crawl a served site from ``base_url`` and audit what it serves, within
+    ``time_limit`` seconds whatever the server does, each response within ``fetch_time``
+    (see :mod:`.crawl`), and in memory bounded by the limits. ValueError when
     ``base_url`` is not an http(s) URL."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{base_url!r} is not an http(s) URL")
     parts.port  # noqa: B018 - raises ValueError for a port out of range
-    origin = f"{parts.scheme}://{parts.netloc}"
+    site_origin = f"{parts.scheme}://{parts.netloc}"
     report = Report(base_url, "url")
-    c = _Crawl(origin + settings.base_url, settings, Crawler(base_url, timeout, time_limit), report)
-    start = _clean(base_url)
+    crawler = Crawler(base_url, timeout, min(time_limit, 1e9), fetch_time)
+    c = _Crawl(settings, crawler, report, max_pages, max_images)
+    start = clean(base_url)
     if c.rel(start) is None:
-        start = _clean(c.base)
-    site_files = _fetch_site_files(c, origin)  # first: they matter whatever the time limit
-    _crawl_pages(c, start, max_pages)
-    texts = {rel: text for rel, _, text, _ in c.pages.values()}
-    page_values, image_values, bad = overrides_from_texts(texts, settings.base_url)
-    url_of = {rel: url for url, (rel, *_) in c.pages.items()}
-    report.findings += [Finding(f.code, url_of[f.path], f.message) for f in bad]
-    expect = Expectations(settings, page_values, image_values)
+        start = clean(site_origin + settings.base_url)
     severity: Severity = "error" if settings.hosts else "warning"
-    paths: dict[str, DMI] = {}
-    for url, (rel, got, _, facts) in c.pages.items():
-        want = expect.page(rel)
-        paths[urlsplit(url).path] = want
-        if settings.rewrite_html:
-            report.findings += check_page_metas(facts, url, want, settings.tdm_policy)
-        report.findings += check_headers(got.headers, url, want, settings.tdm_policy, severity)
-        for ref in facts.images:
-            report.findings += check_img_size(ref, url)
+    site_files = _fetch_site_files(c, site_origin)  # first: they matter whatever the limits
+    _crawl_pages(c, start, severity)
+    expect = Expectations(settings, c.page_values, c.image_values)
     urls = list(c.images)
-    if len(urls) > max_images:
-        c.truncated.append(f"{len(urls) - max_images} images not fetched")
-        urls = urls[:max_images]
-    with ThreadPoolExecutor(8) as pool:
-        done = pool.map(lambda u: c.crawler.get(u, lambda _: True, MAX_IMAGE_BYTES), urls)
-        for url, got in zip(urls, done, strict=True):
-            _check_image_url(c, expect, url, got, severity, paths)
-    c.report.findings += read_site_files(site_files, paths, settings, lambda n: f"{origin}/{n}")
-    if c.truncated or c.crawler.out_of_time:
-        why = "; ".join(c.truncated) or "the time limit was reached"
+    with ThreadPoolExecutor(FETCH_THREADS) as pool:
+        # A few fetches in flight, each checked and dropped as it ends: bodies never pile up.
+        pending: set[Future[Fetched]] = set()
+        which: dict[Future[Fetched], str] = {}
+        for url in [*urls, None]:
+            while pending and (url is None or len(pending) >= FETCH_THREADS):
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    _check_image_url(c, expect, which.pop(future), future.result(), severity)
+            if url is not None:
+                future = pool.submit(c.crawler.get, url, lambda _: True, MAX_IMAGE_BYTES)
+                which[future] = url
+                pending.add(future)
+    c.add(*read_site_files(site_files, c.paths, settings, lambda n: f"{site_origin}/{n}"))
+    if c.crawler.out_of_time:
+        c.truncated["time"] = f"the time limit of {time_limit:g} s was reached"
+    if c.truncated:
+        why = "; ".join(c.truncated.values())
         message = f"the crawl stopped early ({why}); raise --max-pages/--max-images/--time-limit"
-        severity = "warning" if c.pages else "error"  # nothing read is no pass
-        report.findings.append(Finding("crawl-truncated", base_url, message, severity))
+        mild: Severity = "warning" if c.pages else "error"  # nothing read is no pass
+        report.findings.append(Finding("crawl-truncated", base_url, message, mild))
+    if c.dropped:
+        counts = " and ".join(f"{n} more {s}s" for s, n in sorted(c.dropped.items()))
+        message = f"{counts} not listed (the first {MAX_FINDINGS} findings are)"
+        worst: Severity = "error" if "error" in c.dropped else "warning"
+        report.findings.append(Finding("crawl-truncated", base_url, message, worst))
     return report
 
 
 def _check_image_url(
-    c: _Crawl,
-    expect: Expectations,
-    url: str,
-    got: Fetched,
-    severity: Severity,
-    paths: dict[str, DMI],
+    c: _Crawl, expect: Expectations, url: str, got: Fetched, severity: Severity
 ) -> None:
     if got.status == SKIPPED:
         return
@@ -457,7 +522,7 @@ def _check_image_url(
         missing = got.status in (404, 410)
         for use in uses:
             if use.kind == "srcset" and missing and use.ref is not None:
-                c.report.findings += check_candidate(use.page, use.ref, use.text, "", None, False)
+                c.add(*check_candidate(use.page, use.ref, use.text, "", None, False))
             elif use.kind == "src" and missing:
                 message = f'<img src="{use.text}"> names {url}: {got.error}'
                 c.add(Finding("src-missing-file", use.page, message, "warning"))
@@ -467,24 +532,22 @@ def _check_image_url(
         return
     rel = c.rel(url) or ""
     want = expect.image(rel)
-    paths[urlsplit(url).path] = want
+    c.paths[urlsplit(url).path] = want
     if c.settings.matches(Expectations.source_of(rel)):
-        c.report.findings += check_image(got.body, url, want)
-    c.report.findings += check_headers(got.headers, url, want, c.settings.tdm_policy, severity)
+        c.add(*check_image(got.body, url, want))
+    c.add(*check_headers(got.headers, url, want, c.settings.tdm_policy, severity))
     width = pixel_width(got.body) if any(u.kind == "srcset" for u in uses) else None
     for use in uses:
         if use.kind == "srcset" and use.ref is not None:
-            c.report.findings += check_candidate(
-                use.page, use.ref, use.text, use.descriptors, width, True
-            )
+            c.add(*check_candidate(use.page, use.ref, use.text, use.descriptors, width, True))
 
 
-def _fetch_site_files(c: _Crawl, origin: str) -> dict[str, str | None]:
+def _fetch_site_files(c: _Crawl, site_origin: str) -> dict[str, str | None]:
     """The site files at the host's root, where crawlers look: served, robots.txt with our
     section, tdmrep.json valid JSON. What they say is read once the paths are known."""
     texts: dict[str, str | None] = {}
     for name in SITE_FILES:
-        url = f"{origin}/{name}"
+        url = f"{site_origin}/{name}"
         got = c.crawler.get(url, lambda _: True, MAX_PAGE_BYTES)
         texts[name] = None
         if got.status == SKIPPED:
@@ -523,12 +586,13 @@ def summary(report: Report) -> str:
 
 
 def format_text(report: Report) -> str:
-    """One line per finding (``path: code: message``), then the summary."""
+    """One line per finding (``path: code: message``), the notes, then the summary."""
     lines = []
     for f in _sorted(report):
         prefix = "warning: " if f.severity == "warning" else ""
         lines.append(f"{report.display(f.path)}: {f.code}: {prefix}{f.message}")
-    return "\n".join([*lines, summary(report)]) + "\n"
+    notes = [f"ssg-dmi check: note: {note}" for note in report.notes]
+    return "\n".join([*lines, *notes, summary(report)]) + "\n"
 
 
 def format_json(report: Report) -> str:
@@ -542,6 +606,7 @@ def format_json(report: Report) -> str:
             "checked": len(report.checked),
         },
         "checked": [report.display(p) for p in report.checked],
+        "notes": report.notes,
         "findings": [{**asdict(f), "file": report.display(f.path)} for f in _sorted(report)],
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -571,6 +636,8 @@ def format_junit(report: Report) -> str:
         if warnings:
             out = ET.SubElement(case, "system-out")
             out.text = "\n".join(f"warning: {f.code}: {f.message}" for f in warnings)
+    if report.notes:
+        ET.SubElement(suite, "system-out").text = "\n".join(f"note: {n}" for n in report.notes)
     ET.indent(root)
     xml = ET.tostring(root, "unicode")
     # ElementTree writes control characters (a file name may hold one) as they are: not XML.
@@ -596,6 +663,7 @@ def format_github(report: Report) -> str:
         else:
             props = f"file={_escape_property(where)},title={_escape_property(f.code)}"
         lines.append(f"::{f.severity} {props}::{_escape_data(f.message)}")
+    lines += [f"::notice title=ssg-dmi check::{_escape_data(note)}" for note in report.notes]
     return "\n".join([*lines, summary(report)]) + "\n"
 
 
@@ -635,7 +703,7 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
     elif not args.site.is_dir():
         return usage(f"{shown(args.site)}: no such site folder")
     else:
-        report = check_site(args.site, settings)
+        report = check_site(args.site, settings, theme_images=args.theme_images)
     # Names and page text read with surrogateescape print as \\xNN escapes, never raise.
     sys.stdout.write(shown(FORMATTERS[args.format](report)))
     return EXIT_FINDINGS if report.errors else EXIT_OK
