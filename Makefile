@@ -53,5 +53,12 @@ bench: install
 	bash ../shared/corpus/wallpapers.sh .cache/bench-corpus
 	$(PY) bench/build.py --corpus .cache/bench-corpus
 
+# Thousands of mutated images through `ssg-dmi build` (tests/fuzz.py; `make test` runs 400).
+FUZZ_COUNT ?= 5000
+FUZZ_SEED ?= 1
+.PHONY: fuzz
+fuzz: install
+	$(PY) -m tests.fuzz --count $(FUZZ_COUNT) --seed $(FUZZ_SEED)
+
 clean:
 	rm -rf $(VENV) out .cache .mypy_cache .pytest_cache .ruff_cache *.egg-info

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class SsgDmiError(Exception):
     """Base class of every error ssg-dmi raises on purpose."""
@@ -17,3 +19,25 @@ class ImageError(SsgDmiError):
 
 class ContainerError(ImageError):
     """A file's container structure (segments, chunks, boxes) is malformed."""
+
+
+class BuildInterrupted(SsgDmiError):
+    """Ctrl-C or SIGTERM stopped a build; what is written is consistent, rerun to finish."""
+
+    exitcode = 130  # what shells report for SIGINT; Pelican exits with an error's `exitcode`
+
+    def __init__(self, done: int, total: int, stage: str = "") -> None:
+        self.done, self.total = done, total
+        where = f" while {stage}" if stage else ""
+        count = f": {done} of {total} images done" if total else ""
+        super().__init__(f"interrupted{where}{count}; rerun to finish")
+
+
+def describe(exc: BaseException) -> str:
+    """Pillow's message, or the exception's name when it has none (a bare KeyError).
+
+    Pillow names the buffer it read ("<_io.BytesIO object at 0x7f...>"): that address
+    changes every run, and a report or cache entry must not, so it is cut.
+    """
+    text = re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {text}" if isinstance(exc, LookupError) or not text else text

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageSequence
 
 from .containers import Format
-from .errors import ImageError
+from .errors import ImageError, describe
 
 PILLOW_FORMATS = {
     Format.JPEG: "JPEG",
@@ -22,6 +23,23 @@ PILLOW_FORMATS = {
     Format.AVIF: "AVIF",
 }
 
+
+# What Pillow's decoders raise on a damaged file besides OSError: SyntaxError (PNG/APNG chunk
+# order, TIFF pixel layouts), TypeError (TIFF without dimensions), RuntimeError (libavif),
+# and the plain Python errors of its pure-Python parsers reading past a short buffer.
+DECODE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    TypeError,
+    RuntimeError,
+    struct.error,
+    IndexError,
+    KeyError,
+    ZeroDivisionError,
+    OverflowError,
+)  # not MemoryError: that is the machine's limit, not the file's fault, said as such upstream
 
 # Pillow's pixel limit and Python's warning filters are process-wide: one lock keeps
 # concurrent threads from restoring each other's values. Only header parsing and EXIF reads
@@ -55,8 +73,8 @@ def open_image(data: bytes, fmt: Format, max_pixels: int) -> Image.Image:
             im = Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[fmt]])
     except Image.DecompressionBombError:
         raise ImageError(_too_large("the image", max_pixels)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"cannot be decoded as {fmt.value.upper()} ({exc})") from None
+    except DECODE_ERRORS as exc:
+        raise ImageError(f"cannot be decoded as {fmt.value.upper()} ({describe(exc)})") from None
     width, height = im.size
     if width * height > max_pixels:
         raise ImageError(_too_large(f"{width}×{height} = {width * height:,} pixels", max_pixels))
@@ -73,9 +91,40 @@ def _too_large(what: str, max_pixels: int) -> str:
 def load(im: Image.Image, max_pixels: int) -> None:
     """Decode all pixels, turning Pillow's many failure types into one clear ImageError."""
     try:
-        im.load()
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"cannot be decoded: truncated or corrupt ({exc})") from None
+        if im.format == "TIFF":
+            # Pillow's TIFF decoder warns (UserWarning) about each odd tag as it decodes;
+            # silencing that takes the process-wide lock, so only TIFF, rare on the web,
+            # decodes under it and every other format still decodes in parallel threads.
+            with pixel_limit(max_pixels * 2):
+                im.load()
+        else:
+            im.load()
+    except Image.DecompressionBombError:
+        raise ImageError(_too_large("a frame of the image", max_pixels)) from None
+    except DECODE_ERRORS as exc:
+        raise ImageError(f"cannot be decoded: truncated or corrupt ({describe(exc)})") from None
+
+
+def count_frames(im: Image.Image, max_pixels: int) -> int:
+    """How many frames (animation) or pages (TIFF) an opened image has.
+
+    Pillow counts by seeking through every frame, parsing each frame's header: a damaged
+    later page or frame raises there (TIFF "unknown pixel mode", a GIF frame drawn far
+    outside its canvas), and that is the file's error, said as such. The image is left at
+    its first frame.
+    """
+    frames = 1
+    try:
+        with pixel_limit(max_pixels * 2):
+            frames = int(getattr(im, "n_frames", 1))
+            im.seek(0)
+    except Image.DecompressionBombError:
+        raise ImageError(_too_large("a frame of the image", max_pixels)) from None
+    except DECODE_ERRORS as exc:
+        raise ImageError(
+            f"cannot be decoded: a later frame or page is damaged ({describe(exc)})"
+        ) from None
+    return frames
 
 
 def to_srgb(im: Image.Image, icc: bytes | None, mode: str) -> Image.Image:
@@ -114,27 +163,75 @@ def decode_upright(
         sideways = exif_orientation(im) in (5, 6, 7, 8)
         im.draft("RGB" if im.mode == "RGB" else None, draft[::-1] if sideways else draft)
     load(im, max_pixels)
-    if exif_orientation(im) == 1:
-        return im  # exif_transpose would return a full copy for nothing
-    with pixel_limit(max_pixels * 2):
-        upright = ImageOps.exif_transpose(im)
-    if upright is None:  # only with in_place=True
-        upright = im
-    upright.info.setdefault("icc_profile", im.info.get("icc_profile"))
-    if not upright.info["icc_profile"]:
-        upright.info.pop("icc_profile")
+    orientation = exif_orientation(im)
+    if orientation == 1:
+        return im
+    # A plain transpose, not ImageOps.exif_transpose: that one also rewrites the EXIF it
+    # found, and a damaged block made it raise (TypeError from write_string) on pixels that
+    # decode fine. Our EXIF is written afresh later; the stale copy in info is dropped.
+    upright = im.transpose(UPRIGHT[orientation])
+    upright.info.pop("exif", None)
     return upright
 
 
+# EXIF orientation -> the transpose that turns stored pixels upright (as ImageOps does).
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
 def exif_orientation(im: Image.Image) -> int:
-    """The EXIF orientation Pillow sees in an opened image (1 when absent)."""
-    with pixel_limit(1 << 62):
-        value = im.getexif().get(0x0112, 1)
+    """The EXIF orientation Pillow sees in an opened image (1 when absent or unreadable).
+
+    A damaged EXIF block is no reason to refuse the pixels: browsers then show the image
+    as stored, and so do we. (For PNG, Pillow reads the whole file to find an ``eXIf``
+    after the pixels; a damaged stream surfaces again, as an ImageError, in :func:`load`.)
+    """
+    try:
+        with pixel_limit(1 << 62):
+            value = im.getexif().get(0x0112, 1)
+    except DECODE_ERRORS:
+        return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def encode_like(im: Image.Image, fmt: Format, source: bytes, quality: Mapping[str, int]) -> bytes:
-    """Encode an upright image in the source's own format, without EXIF/XMP; ICC kept."""
+# The largest side each format's encoder writes (GIF's fields are 16-bit; the others are
+# measured, see variants.LIMITS). Pillow can open a larger image than this (a GIF frame drawn
+# past 65535), but not write it back.
+MAX_SIDE = {Format.GIF: 65535, Format.WEBP: 16383, Format.JPEG: 65500, Format.AVIF: 32768}
+
+
+def encode_like(
+    im: Image.Image,
+    fmt: Format,
+    source: bytes,
+    quality: Mapping[str, int],
+    *,
+    animated: bool = False,
+) -> bytes:
+    """Encode an upright image in the source's own format, without EXIF/XMP; ICC kept.
+
+    ``animated`` (GIF, WebP, APNG) writes every frame of ``im`` with its own duration and
+    the loop count, so an animation stays one.
+    """
+    if im.mode == "P" and im.palette is None:
+        # Pillow opens a palette PNG without its PLTE chunk, then fails writing it (an
+        # UnboundLocalError inside its PNG writer); libpng and browsers refuse it outright.
+        raise ImageError(
+            "cannot be decoded: a palette image without its palette (PLTE chunk missing)"
+        )
+    side = MAX_SIDE.get(fmt)
+    if side is not None and max(im.size) > side:
+        raise ImageError(
+            f"cannot be re-encoded as {fmt.value.upper()}: {im.size[0]}×{im.size[1]} is over "
+            f"the format's limit of {side} pixels a side"
+        )
     icc = im.info.get("icc_profile")
     if fmt is Format.JPEG and im.mode == "CMYK":
         im = to_srgb(im, icc, "RGB")
@@ -160,14 +257,33 @@ def encode_like(im: Image.Image, fmt: Format, source: bytes, quality: Mapping[st
         options.update(quality=quality["avif"])
     elif fmt is Format.TIFF:
         options.update(compression="tiff_adobe_deflate")
+    if animated and fmt in (Format.GIF, Format.WEBP, Format.PNG):
+        options.update(save_all=True, duration=frame_durations(im))
+        if "loop" in im.info:  # without one, a GIF plays once: no loop count is written
+            options["loop"] = im.info["loop"]
     try:
         im.save(out, PILLOW_FORMATS[fmt], **options)
-    except (OSError, ValueError) as exc:
-        raise ImageError(f"cannot be re-encoded as {fmt.value.upper()} ({exc})") from None
+    except DECODE_ERRORS as exc:
+        raise ImageError(f"cannot be re-encoded as {fmt.value.upper()} ({describe(exc)})") from None
     return out.getvalue()
+
+
+def frame_durations(im: Image.Image) -> list[int]:
+    """Each frame's display time in ms (100 where a file says none or 0, as browsers do
+    for such frames); the image is left at its first frame."""
+    durations = []
+    try:
+        # Frame by frame as Pillow's writers take them (ImageSequence), which ends where the
+        # frames do: an APNG may announce more frames than it holds.
+        for frame in ImageSequence.Iterator(im):
+            frame.load()  # WebP sets a frame's duration only once it is decoded
+            durations.append(int(frame.info.get("duration", 0) or 0) or 100)
+        im.seek(0)
+    except DECODE_ERRORS as exc:
+        raise ImageError(f"cannot be decoded: a frame is damaged ({describe(exc)})") from None
+    return durations
 
 
 def frame_count(data: bytes, fmt: Format, max_pixels: int) -> int:
     """How many frames (animation) or pages (TIFF) the image has."""
-    im = open_image(data, fmt, max_pixels)
-    return int(getattr(im, "n_frames", 1))
+    return count_frames(open_image(data, fmt, max_pixels), max_pixels)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import containers, exif, pixels
 from .containers import EXTENSIONS, Format
-from .errors import ImageError
+from .errors import ContainerError, ImageError, describe
 from .policy import ImagePolicy, MetadataMode, Rights
 from .xmp import SourceXmp, build_packet, effective_rights, parse_packet
 
@@ -149,6 +149,54 @@ def keeps_pixels(tags: TagPlan, frames: int) -> bool:
     return tags.format in (Format.GIF, Format.SVG) or frames > 1 or tags.already_ours
 
 
+def reencoded_note(refused: ContainerError) -> str:
+    """The note on a file tagged through :func:`reencode_to_tag`."""
+    return f"its container was malformed ({describe(refused)}); re-encoded to tag it"
+
+
+def reencode_to_tag(
+    data: bytes,
+    name: str,
+    policy: ImagePolicy,
+    max_pixels: int,
+    quality: Mapping[str, int],
+    tags: TagPlan | None,
+    refused: ContainerError,
+) -> tuple[bytes, TagPlan]:
+    """A source whose container our parsers refused, decoded by Pillow, encoded again in
+    its own format and tagged: (the tagged bytes, their plan).
+
+    ``tags`` is the source's plan when only the rewrite refused (its rights are kept);
+    otherwise the plan is made from the re-encoded file. Raises ImageError naming both
+    reasons when Pillow cannot decode the file either; SVG and multi-page TIFF are never
+    re-encoded (their text, their pages would change).
+    """
+    fmt = tags.format if tags is not None else detect(data, name)[0]
+    if fmt is Format.SVG:
+        raise refused
+    try:
+        im = pixels.open_image(data, fmt, max_pixels)
+        frames = pixels.count_frames(im, max_pixels)
+        if frames > 1 and fmt is Format.TIFF:
+            raise ImageError("is a multi-page TIFF, which a re-encode would cut to one page")
+        animated = frames > 1
+        if animated:  # GIF, WebP and APNG stay animated, frames as stored
+            pixels.load(im, max_pixels)
+            upright = im
+        else:
+            upright = pixels.decode_upright(data, fmt, max_pixels)
+        encoded = pixels.encode_like(upright, fmt, data, quality, animated=animated)
+    except ImageError as exc:
+        why = describe(refused)  # without Pillow's buffer address: reports stay stable
+        raise ImageError(f"{why}; re-encoding it failed too: it {exc}") from None
+    try:
+        tags = tags or plan(encoded, policy, name)
+        return tags.write(encoded, upright=not animated), tags
+    except ContainerError as exc:
+        why = describe(refused)
+        raise ImageError(f"{why}; its re-encoding could not be tagged either ({exc})") from None
+
+
 def tag_bytes(
     data: bytes,
     policy: ImagePolicy,
@@ -158,11 +206,23 @@ def tag_bytes(
     max_pixels: int,
     quality: Mapping[str, int],
 ) -> Tagged:
-    """Tag one image's bytes; raises :class:`ImageError` with a one-line reason."""
-    tags = plan(data, policy, name)
-    frames = 1 if tags.format is Format.SVG else pixels.frame_count(data, tags.format, max_pixels)
-    if lossless or keeps_pixels(tags, frames):
-        return Tagged(tags.write(data, upright=False), tags.format, False, tags.notes)
+    """Tag one image's bytes; raises :class:`ImageError` with a one-line reason.
+
+    Unless ``lossless``, a file whose container our parsers refuse is re-encoded to be
+    tagged when Pillow decodes it (see :func:`reencode_to_tag`).
+    """
+    tags: TagPlan | None = None
+    try:
+        tags = plan(data, policy, name)
+        fmt = tags.format
+        frames = 1 if fmt is Format.SVG else pixels.frame_count(data, fmt, max_pixels)
+        if lossless or keeps_pixels(tags, frames):
+            return Tagged(tags.write(data, upright=False), fmt, False, tags.notes)
+    except ContainerError as exc:
+        if lossless:
+            raise
+        out, tags = reencode_to_tag(data, name, policy, max_pixels, quality, tags, exc)
+        return Tagged(out, tags.format, True, (*tags.notes, reencoded_note(exc)))
     im = pixels.decode_upright(data, tags.format, max_pixels)
     encoded = pixels.encode_like(im, tags.format, data, quality)
     return Tagged(tags.write(encoded, upright=True), tags.format, True, tags.notes)

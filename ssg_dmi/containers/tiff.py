@@ -9,14 +9,20 @@ cannot leak through Pillow's habit of copying the source's tags into the output.
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
-from typing import Any
+import warnings
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from PIL import Image, TiffImagePlugin
 
-from ..errors import ContainerError
+from ..errors import ContainerError, describe
 from . import Metadata
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Compressions Pillow/libtiff can write that give back exactly the decoded pixels.
 LOSSLESS = frozenset(
@@ -78,14 +84,28 @@ def _open(data: bytes) -> TiffImagePlugin.TiffImageFile:
         # Image.open enforces Image.MAX_IMAGE_PIXELS on the first page.
         im = Image.open(io.BytesIO(data), formats=["TIFF"])
     except Image.DecompressionBombError as exc:
-        raise ContainerError(f"TIFF is too large to rewrite safely: {exc}") from exc
+        raise ContainerError(f"TIFF is too large to rewrite safely: {describe(exc)}") from exc
     except Exception as exc:  # Pillow raises many types for damaged files
-        raise ContainerError(f"TIFF could not be parsed: {exc}") from exc
+        raise ContainerError(f"TIFF could not be parsed: {describe(exc)}") from exc
     if not isinstance(im, TiffImagePlugin.TiffImageFile):
         raise ContainerError("TIFF could not be parsed as TIFF")
     return im
 
 
+def _quiet(func: Callable[P, R]) -> Callable[P, R]:
+    """Pillow warns about damaged tags ("Corrupt EXIF data") on stderr; what matters of them
+    comes back as our own note or error, once."""
+
+    @functools.wraps(func)
+    def quiet(*args: P.args, **kwargs: P.kwargs) -> R:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return func(*args, **kwargs)
+
+    return quiet
+
+
+@_quiet
 def read(data: bytes) -> Metadata:
     """Tag 700 and the first IFD's metadata tags as an EXIF block (no pixel decoding)."""
     with _open(data) as im:
@@ -93,7 +113,7 @@ def read(data: bytes) -> Metadata:
             xmp = im.info.get("xmp")
             block = _exif_block(im.getexif())
         except Exception as exc:
-            raise ContainerError(f"TIFF metadata could not be read: {exc}") from exc
+            raise ContainerError(f"TIFF metadata could not be read: {describe(exc)}") from exc
     if isinstance(xmp, tuple):  # tag stored with a numeric type: bytes after all
         xmp = bytes(xmp)
     return Metadata(xmp=xmp if isinstance(xmp, bytes) and xmp else None, exif=block)
@@ -138,7 +158,9 @@ def _caller_tags(exif: bytes | None) -> dict[int, Any]:
         parsed.load(exif)
         return {tag: _raw_text(parsed[tag]) for tag in EXIF_TAGS if tag in parsed}
     except Exception as exc:
-        raise ContainerError(f"EXIF block given for the TIFF is malformed: {exc}") from exc
+        raise ContainerError(
+            f"EXIF block given for the TIFF is malformed: {describe(exc)}"
+        ) from exc
 
 
 def _raw_text(value: Any) -> Any:
@@ -195,6 +217,7 @@ def _check_depth(mode: str, source: Any) -> None:
         )
 
 
+@_quiet
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
     """Every page re-encoded losslessly; IFD0 gets tag 700 = ``xmp`` and ``exif``'s tags."""
     caller = _caller_tags(exif)
@@ -223,7 +246,7 @@ def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> byte
         except ContainerError:
             raise
         except Exception as exc:
-            raise ContainerError(f"TIFF page could not be decoded: {exc}") from exc
+            raise ContainerError(f"TIFF page could not be decoded: {describe(exc)}") from exc
     first, first_params = pages[0]
     for page, params in pages[1:]:
         page.encoderinfo = params
@@ -237,5 +260,5 @@ def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> byte
             **first_params,
         )
     except Exception as exc:
-        raise ContainerError(f"TIFF could not be re-encoded losslessly: {exc}") from exc
+        raise ContainerError(f"TIFF could not be re-encoded losslessly: {describe(exc)}") from exc
     return out.getvalue()
