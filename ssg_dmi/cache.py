@@ -4,7 +4,8 @@ Layout under the cache folder::
 
     v1/objects/ab/abcdef…      one blob per distinct output, named by its SHA-256
     v1/entries/12/1234…json    per key: the outputs (role, width, height, format, sha256)
-    v1/last-build.json         the keys the last build used (for ``ssg-dmi cache prune``)
+    v1/builds/<site>.json      per site folder: the keys its last build used, and when
+                               (``ssg-dmi cache prune`` keeps what any site's last build used)
 
 A key hashes the source bytes, the settings that affect that image and the tool version.
 Blobs are written before the entry that names them, each atomically, so a build killed at
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,11 +29,19 @@ from . import __version__
 from .fsutil import atomic_write
 
 LAYOUT = "v1"
+# A site whose last build is older than this no longer protects its entries from `prune`
+# (a build folder that is gone, a CI job renamed): the cache would otherwise only grow.
+PRUNE_MAX_AGE_DAYS = 30.0
 
 
 @dataclass(frozen=True)
 class Output:
-    """One file an image produces: its original (role ``original``) or a variant."""
+    """One file an image produces: its original (role ``original``) or a variant.
+
+    ``name`` is the 10 hex digits in a variant's file name (empty for the original): a hash
+    of the tagged original and the settings that made the variant, so a rebuild over our
+    own output, with another cache or none, gives the variants the same names.
+    """
 
     role: str
     width: int
@@ -37,6 +49,7 @@ class Output:
     format: str
     sha256: str
     bytes: int
+    name: str
 
 
 def sha256(data: bytes) -> str:
@@ -100,17 +113,57 @@ class Cache:
         for name in (key, *aliases):
             atomic_write(self._entry(name), text)
 
-    def record_build(self, keys: Iterable[str]) -> None:
-        """Remember which keys the last build used."""
-        atomic_write(self.root / "last-build.json", json.dumps(sorted(set(keys))).encode())
-
-    def prune(self) -> dict[str, int]:
-        """Remove entries the last build did not use and blobs no entry names."""
+    def check_writable(self) -> None:
+        """Raise OSError when the store cannot be written (read-only, full, not a folder)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=self.root)
         try:
-            used = set(json.loads((self.root / "last-build.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            return {"entries": 0, "objects": 0, "bytes": 0}
+            os.write(fd, b"probe")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+
+    def record_build(self, keys: Iterable[str], site: Path) -> None:
+        """Remember which keys the last build of ``site`` used (each site its own record,
+        so pruning after one site's build keeps what another site sharing the cache uses)."""
+        where = str(site.resolve())
+        record = {"site": where, "time": time.time(), "keys": sorted(set(keys))}
+        name = sha256(where.encode("utf-8", "surrogateescape"))[:16]
+        atomic_write(self.root / "builds" / f"{name}.json", json.dumps(record).encode())
+
+    def used_keys(self, max_age_days: float = PRUNE_MAX_AGE_DAYS) -> set[str] | None:
+        """The keys that any site's last build (within ``max_age_days``) used; None when
+        no build was ever recorded. Older records are removed on the way."""
+        records = sorted((self.root / "builds").glob("*.json"))
+        legacy = self.root / "last-build.json"  # written by 0.1.0, one for all sites
+        if not records and not legacy.is_file():
+            return None
+        used: set[str] = set()
+        oldest = time.time() - max_age_days * 86400
+        for path in records:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                if float(record["time"]) < oldest:
+                    path.unlink(missing_ok=True)
+                    continue
+                used |= {str(k) for k in record["keys"]}
+            except (OSError, ValueError, KeyError, TypeError):
+                path.unlink(missing_ok=True)  # damaged: it protects nothing
+        try:
+            if legacy.stat().st_mtime >= oldest:
+                used |= {str(k) for k in json.loads(legacy.read_text(encoding="utf-8"))}
+        except (OSError, ValueError, TypeError):
+            pass
+        return used
+
+    def prune(self, max_age_days: float = PRUNE_MAX_AGE_DAYS) -> dict[str, int]:
+        """Remove entries that no site's last build used (builds older than
+        ``max_age_days`` do not count) and blobs no entry names."""
         removed = {"entries": 0, "objects": 0, "bytes": 0}
+        used = self.used_keys(max_age_days)
+        if used is None:
+            return removed
         live: set[str] = set()
         for entry in sorted((self.root / "entries").glob("*/*.json")):
             if entry.stem not in used:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .errors import ConfigError, ImageError
+from .errors import BuildInterrupted, ConfigError, ImageError
 from .fsutil import atomic_write, shown, walk_images
 from .inspect import inspect_bytes
 from .settings import Settings, discover_settings, load_config_file
@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=["prune", "clear"])
     cache.add_argument("--config", type=Path, metavar="FILE")
     cache.add_argument("--cache-dir", metavar="DIR")
+    cache.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        metavar="DAYS",
+        help="prune keeps what any site's last build within DAYS used (default 30)",
+    )
 
     inspect = sub.add_parser("inspect", help="show the DMI value, rights and private fields")
     inspect.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -87,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-pages", type=int, default=500, metavar="N", help="default 500")
     check.add_argument("--max-images", type=int, default=2000, metavar="N", help="default 2000")
     check.add_argument("--time-limit", type=float, default=120.0, metavar="SECONDS")
+    check.add_argument(
+        "--theme-images",
+        action="store_true",
+        help="also check a MkDocs/Pelican theme's own images, which the plugins leave alone",
+    )
     return parser
 
 
@@ -180,10 +192,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         cache=False if args.no_cache else None,
     )
     if not args.site.is_dir():
-        print(f"ssg-dmi: error: {shown(args.site)}: no such site folder", file=sys.stderr)
+        what = "is a file, not a folder" if args.site.exists() else "no such site folder"
+        print(
+            f"ssg-dmi: error: {shown(args.site)}: {what}; give the generator's output folder",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     site_report = run_site(args.site, settings, progress=args.progress)
     report = site_report.images
+    for warning in site_report.warnings:
+        print(f"warning: {shown(warning)}", file=sys.stderr)
     for rel, notes in report.notes.items():
         for note in notes:
             print(f"note: {shown(rel)}: {note}", file=sys.stderr)
@@ -207,10 +225,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
         cache.clear()
         print(f"ssg-dmi: cleared {shown(settings.cache_dir)}")
         return EXIT_OK
-    removed = cache.prune()
+    if args.max_age is not None and not args.max_age > 0:
+        print("ssg-dmi: error: --max-age must be a number of days above 0", file=sys.stderr)
+        return EXIT_USAGE
+    removed = cache.prune() if args.max_age is None else cache.prune(args.max_age)
     print(
         f"ssg-dmi: pruned {removed['entries']} entries and {removed['objects']} files "
-        f"({removed['bytes'] / 1e6:.1f} MB) not used by the last build"
+        f"({removed['bytes'] / 1e6:.1f} MB) not used by any site's last build"
     )
     return EXIT_OK
 
@@ -269,14 +290,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s: %(name)s: %(message)s",
     )
+    # Pillow logs what it found wrong in a file before raising; the raise becomes that
+    # image's one-line error, so its log lines would only say the same thing twice.
+    if not args.verbose:
+        logging.getLogger("PIL").setLevel(logging.CRITICAL)
     try:
         commands = {"tag": cmd_tag, "build": cmd_build, "cache": cmd_cache, "check": cmd_check}
         return commands.get(args.command, cmd_inspect)(args)
     except ConfigError as exc:
         print(f"ssg-dmi: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BuildInterrupted as exc:
+        print(f"ssg-dmi: {exc}", file=sys.stderr)
+        return BuildInterrupted.exitcode
     except KeyboardInterrupt:
-        return 130
+        print("ssg-dmi: interrupted", file=sys.stderr)
+        return BuildInterrupted.exitcode
 
 
 if __name__ == "__main__":  # pragma: no cover

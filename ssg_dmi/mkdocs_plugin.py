@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -28,6 +26,7 @@ from mkdocs.utils.templates import TemplateContext
 
 from .errors import ConfigError, SsgDmiError
 from .settings import POLICY_KEYS, load_with_file
+from .workers import Workers
 
 log = get_plugin_logger(__name__)
 
@@ -79,18 +78,19 @@ class DmiPlugin(BasePlugin[DmiConfig]):
     supports_multiple_instances = False
 
     def __init__(self) -> None:
-        self.executor: Executor | None = None
+        self.executor: Workers | None = None
         self.page_dmi: dict[str, str] = {}
         self.settings: Any = None
 
     def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
         workers = self.config.jobs or os.cpu_count() or 1
         if self.config.enabled and workers > 1:  # a disabled plugin starts no workers
-            self.executor = ProcessPoolExecutor(workers)
+            # Started on first use; rebuilt by the pipeline when a worker dies.
+            self.executor = Workers(workers)
 
     def on_shutdown(self) -> None:
         if self.executor is not None:
-            self.executor.shutdown(cancel_futures=True)
+            self.executor.shutdown()
             self.executor = None
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
@@ -108,8 +108,10 @@ class DmiPlugin(BasePlugin[DmiConfig]):
             # tags them (lossless) and makes the variants, so nothing is encoded twice.
             raw["originals"] = "tag"
             log.info("material's optimize plugin compresses originals; ssg-dmi only tags them")
+        # Name the file MkDocs really read (`mkdocs build -f other.yml`), as it was given.
+        source = f"{config.config_file_path or 'mkdocs.yml'}: plugins.ssg-dmi"
         try:
-            self.settings = load_with_file(raw, config_dir, "mkdocs.yml: plugins.ssg-dmi")
+            self.settings = load_with_file(raw, config_dir, source)
         except ConfigError as exc:
             raise PluginError(str(exc)) from None
         return config
@@ -117,13 +119,14 @@ class DmiPlugin(BasePlugin[DmiConfig]):
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
         if not self.config.enabled or self.settings is None or self.config.theme_images:
             return files
-        # The theme's own images (logo, favicon, icons) are left alone unless asked for.
+        # The theme's own images (logo, favicon, icons) are left alone unless asked for;
+        # .themes says the same to `ssg-dmi check`.
+        from .themes import mkdocs_theme_globs
+
         docs = Path(config.docs_dir).resolve()
-        theme = [
-            glob_escape(f.dest_uri)
-            for f in files
-            if f.src_dir is None or Path(f.src_dir).resolve() != docs
-        ]
+        theme = mkdocs_theme_globs(
+            f.dest_uri for f in files if f.src_dir is None or Path(f.src_dir).resolve() != docs
+        )
         if theme:
             exclude = (*self.settings.exclude, *theme)
             self.settings = dataclasses.replace(self.settings, exclude=exclude)
@@ -158,12 +161,8 @@ class DmiPlugin(BasePlugin[DmiConfig]):
         for rel, error in report.images.errors.items():
             # A warning, so `mkdocs build --strict` fails on an untagged image.
             log.warning("%s: %s; left unchanged and untagged", rel, error)
-        log.info(report.summary_line())
-
-
-def glob_escape(path: str) -> str:
-    """A path as a glob that matches only itself."""
-    return re.sub(r"([*?\[])", r"[\1]", path)
+        # The plugin logger already prefixes "ssg_dmi: "; summary_line() starts with its own.
+        log.info(report.summary_line().removeprefix("ssg-dmi: "))
 
 
 __all__ = ["POLICY_KEYS", "DmiPlugin"]

@@ -39,11 +39,14 @@ def settings_from_pelican(pelican_settings: dict[str, Any]) -> Settings:
     site_url = str(pelican_settings.get("SITEURL") or "")
     if not pelican_settings.get("RELATIVE_URLS") and site_url:
         raw.setdefault("base_url", site_url if urlsplit(site_url).scheme else "/")
-    # The theme's own images (icons, logos) are left alone unless asked for.
+    # The theme's own images (icons, logos) are left alone unless asked for; .themes says
+    # the same to `ssg-dmi check`.
     if not raw.pop("theme_images", False):
-        theme = str(pelican_settings.get("THEME_STATIC_DIR") or "theme").strip("/")
+        from .themes import pelican_theme_globs
+
+        theme = pelican_theme_globs(pelican_settings.get("THEME_STATIC_DIR"))
         exclude = raw.get("exclude", [])
-        raw["exclude"] = [*([exclude] if isinstance(exclude, str) else exclude), f"{theme}/**"]
+        raw["exclude"] = [*([exclude] if isinstance(exclude, str) else exclude), *theme]
     base = Path(str(pelican_settings.get("PATH") or ".")).parent
     return load_with_file(raw, base, "pelicanconf.py: SSG_DMI")
 
@@ -88,7 +91,20 @@ def on_finalized(pelican: Any) -> None:
         log.info("ssg-dmi: %s", line)
     for rel, error in report.images.errors.items():
         log.warning("ssg-dmi: %s: %s; left unchanged and untagged", rel, error)
-    log.info(report.summary_line())
+    _print_summary(report.summary_line())
+
+
+def _print_summary(line: str) -> None:
+    """Show the summary as Pelican shows its own "Done: Processed ..." line: on its console.
+    Pelican logs only WARNING and up unless run with --verbose, so an INFO line would never
+    be seen, and a success is no warning."""
+    try:
+        from pelican.log import console  # type: ignore[import-untyped]
+    except ImportError:  # a Pelican without its rich console
+        print(line, flush=True)
+        return
+    # One line however wide (CI logs are grepped); a file name may hold [brackets]: no markup.
+    console.print(line, markup=False, soft_wrap=True)
 
 
 def register() -> None:

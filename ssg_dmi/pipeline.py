@@ -9,18 +9,20 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cache import Cache, sha256
-from .fsutil import atomic_write, is_image_name
+from .fsutil import atomic_write, is_image_name, shown
 from .policy import ImagePolicy
 from .process import VARIANT_NAME, Job, JobResult, Options, alias_keys, run_job, variant_path
 from .settings import Settings
+from .workers import Progress, Workers, execute
 
 log = logging.getLogger("ssg_dmi.pipeline")
 
@@ -33,6 +35,13 @@ class Report:
     errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     summary: dict[str, int] = field(default_factory=dict)
+    # Build-wide problems that did not stop it (a cache that cannot be written).
+    warnings: list[str] = field(default_factory=list)
+    # Files passed over on purpose (links leading outside the site, FIFOs), one line each.
+    skipped: list[str] = field(default_factory=list)
+    # Our variants from earlier builds that this build's outputs replace: removed by
+    # `remove_stale` once pages point at the new ones.
+    stale: list[str] = field(default_factory=list)
 
     def as_json(self, ascii_only: bool = False) -> str:
         """The report as JSON (the HTML rewriter and ``--report`` read this)."""
@@ -50,10 +59,21 @@ class Report:
         return len(self.errors)
 
 
-def site_images(site: Path, cache_dir: Path | None, clean: bool = False) -> Iterator[str]:
+def site_images(
+    site: Path, cache_dir: Path | None, clean: bool = False, skipped: list[str] | None = None
+) -> Iterator[str]:
     """Site-relative POSIX paths of every image-named file in the site, sorted, variants
-    included: hidden folders, the cache folder and links leading outside are passed over.
+    included: hidden folders, the cache folder, links leading outside and special files
+    (FIFOs, devices, sockets) are passed over, each named in ``skipped`` (logged when None).
     With ``clean``, temp files a killed build left behind are removed on the way."""
+
+    def pass_over(path: Path, why: str) -> None:
+        line = f"{shown(path.relative_to(site))}: {why}; skipped"
+        if skipped is None:
+            log.warning("%s", line)
+        else:
+            skipped.append(line)
+
     root = site.resolve()
     skip = cache_dir.resolve() if cache_dir else None
     for folder, dirs, files in os.walk(site):
@@ -72,20 +92,37 @@ def site_images(site: Path, cache_dir: Path | None, clean: bool = False) -> Iter
                 continue
             try:
                 real = path.resolve(strict=True)
+                mode = real.stat().st_mode
             except OSError:
+                continue  # a dangling link, or gone since the walk
+            if not real.is_relative_to(root):
+                pass_over(path, "a link leading outside the site folder")
                 continue
-            if not real.is_relative_to(root) or not real.is_file():
-                log.warning("%s: a link leading outside the site folder; skipped", path)
+            if not stat.S_ISREG(mode):  # a FIFO would block the read forever
+                pass_over(path, "not a regular file (FIFO, device or socket)")
                 continue
             yield path.relative_to(site).as_posix()
 
 
-def discover(site: Path, settings: Settings, cache_dir: Path | None) -> Iterator[str]:
+def discover(
+    site: Path,
+    settings: Settings,
+    cache_dir: Path | None,
+    existing: dict[str, list[str]] | None = None,
+    skipped: list[str] | None = None,
+) -> Iterator[str]:
     """Site-relative POSIX paths of the images to process, sorted: :func:`site_images` less
-    our own variants, with include/exclude globs applied."""
-    for rel in site_images(site, cache_dir, clean=True):
-        if not VARIANT_NAME.match(rel.rsplit("/", 1)[-1]) and settings.matches(rel):
-            yield rel
+    our own variants, with include/exclude globs applied. Our variants found on the way are
+    added to ``existing`` (by the site path of their source)."""
+    for rel in site_images(site, cache_dir, clean=True, skipped=skipped):
+        folder, _, name = rel.rpartition("/")
+        match = VARIANT_NAME.match(name)
+        if match is None:
+            if settings.matches(rel):
+                yield rel
+        elif existing is not None:
+            source = f"{folder}/{match['source']}" if folder else match["source"]
+            existing.setdefault(source, []).append(rel)
 
 
 def plan_jobs(
@@ -93,6 +130,8 @@ def plan_jobs(
     settings: Settings,
     cache_dir: Path | None,
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
+    existing: dict[str, list[str]] | None = None,
+    skipped: list[str] | None = None,
 ) -> tuple[list[Job], dict[str, str]]:
     """One job per distinct (source bytes, policy); unreadable files are errors."""
     options = Options(
@@ -105,7 +144,7 @@ def plan_jobs(
     )
     groups: dict[tuple[str, int, ImagePolicy], list[str]] = {}
     errors: dict[str, str] = {}
-    for rel in discover(site, settings, cache_dir):
+    for rel in discover(site, settings, cache_dir, existing, skipped):
         try:
             data = (site / rel).read_bytes()
         except OSError as exc:
@@ -127,62 +166,128 @@ def run(
     site: Path,
     settings: Settings,
     *,
-    executor: Executor | None = None,
+    executor: Executor | Workers | None = None,
     cache_dir: Path | None = None,
     progress: bool | None = None,
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
+    keep_stale: bool = False,
 ) -> Report:
     """Process every image under ``site``; returns the :class:`Report`.
 
-    ``cache_dir`` None disables the cache. ``executor`` defaults to a process pool with
-    ``settings.jobs`` workers (one per core); pass any ``concurrent.futures.Executor`` (a
-    thread pool, a Dask client's executor) to run the work elsewhere.
+    ``cache_dir`` None disables the cache (so does a cache folder that cannot be written,
+    with a warning). ``executor`` defaults to a process pool with ``settings.jobs`` workers
+    (one per core); pass a :class:`~ssg_dmi.workers.Workers` to keep one across builds, or
+    any ``concurrent.futures.Executor`` (a thread pool, a Dask client's executor) to run
+    the work elsewhere. Our variants of earlier builds that the new ones replace are
+    removed at the end, or left for :func:`remove_stale` with ``keep_stale``.
+
+    Raises :class:`~ssg_dmi.errors.BuildInterrupted` on Ctrl-C (workers terminated).
     """
     if not site.is_dir():
         raise FileNotFoundError(f"{site}: no such site folder")
-    jobs, errors = plan_jobs(site, settings, cache_dir, overrides)
-    report = Report(errors=dict(errors))
-    results: list[JobResult] = []
-    own = executor is None
+    warnings: list[str] = []
+    cache_dir = usable_cache(cache_dir, warnings)
+    existing: dict[str, list[str]] = {}
+    skipped: list[str] = []
+    jobs, errors = plan_jobs(site, settings, cache_dir, overrides, existing, skipped)
+    report = Report(errors=dict(errors), warnings=warnings, skipped=skipped)
     workers = settings.jobs or os.cpu_count() or 1
-    pool = executor or (ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None)
+    runner: Workers | Executor | None = executor
+    own = executor is None and workers > 1 and len(jobs) > 1
+    if own:
+        runner = Workers(workers)
+    # Two jobs per worker keep every core busy; an external executor may have many more.
+    window = 2 * workers if executor is None or isinstance(executor, Workers) else 64
+    bar = _bar(len(jobs), progress)
     try:
-        if pool is None:
-            results = [run_job(job) for job in _progress(jobs, len(jobs), progress)]
-        else:
-            futures = [pool.submit(run_job, job) for job in jobs]
-            done = _progress(as_completed(futures), len(jobs), progress)
-            results = [future.result() for future in done]
+        results = execute(
+            jobs, run_job, runner, Progress(len(jobs), bar.update if bar else None), window
+        )
     finally:
-        if own and pool is not None:
-            pool.shutdown()
+        if bar is not None:
+            bar.close()
+        if own and isinstance(runner, Workers):
+            runner.shutdown()
     _fill(report, results)
+    report.stale = stale_variants(report, existing)
+    cache_errors = sorted({r.cache_error for r in results if r.cache_error})
     if cache_dir is not None:
+        by_key = {job.key: job for job in jobs}
         used = [r.key for r in results if r.error is None]
         used += [
-            k for r in results if r.error is None and r.outputs for k in alias_keys_for(r, jobs)
+            k
+            for r in results
+            if r.error is None and r.outputs
+            for k in alias_keys(by_key[r.key], r.outputs[0])
         ]
-        Cache(cache_dir).record_build(used)
+        try:
+            Cache(cache_dir).record_build(used, site)
+        except OSError as exc:
+            cache_errors.append(str(exc.strerror or exc))
+    if cache_errors:
+        report.warnings.append(
+            f"{shown(cache_dir or '')}: the cache could not be written ({cache_errors[0]}); "
+            "the images were processed without it"
+        )
+    if not keep_stale:
+        remove_stale(site, report)
     return report
 
 
-def alias_keys_for(result: JobResult, jobs: list[Job]) -> tuple[str, ...]:
-    """The alias keys of a finished job (kept by ``cache prune`` with the job's own key)."""
-    job = next(j for j in jobs if j.key == result.key)
-    return alias_keys(job, result.outputs[0])
+def usable_cache(cache_dir: Path | None, warnings: list[str]) -> Path | None:
+    """``cache_dir`` if it can be written; otherwise None and a warning: a cache is an
+    optimisation, never a reason to fail a build or leave an image untagged."""
+    if cache_dir is None:
+        return None
+    try:
+        Cache(cache_dir).check_writable()
+    except OSError as exc:
+        warnings.append(
+            f"{shown(cache_dir)}: the cache folder cannot be written "
+            f"({exc.strerror or exc}); building without the cache — fix its permissions, "
+            "free space or set `cache_dir`"
+        )
+        return None
+    return cache_dir
 
 
-def _progress(items: Any, total: int, enabled: bool | None) -> Iterator[Any]:
+def stale_variants(report: Report, existing: Mapping[str, list[str]]) -> list[str]:
+    """Our variants beside each processed image that its new outputs do not include."""
+    stale = []
+    for rel, entry in report.images.items():
+        keep = {v["path"] for v in entry["variants"]}
+        stale += [old for old in existing.get(rel, ()) if old not in keep]
+    return sorted(stale)
+
+
+def remove_stale(site: Path, report: Report) -> int:
+    """Remove the variants in ``report.stale``; returns how many were removed."""
+    removed = 0
+    for rel in report.stale:
+        path = site / rel
+        if path.parent.resolve().is_relative_to(site.resolve()):
+            try:
+                path.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                report.warnings.append(
+                    f"{shown(rel)}: an old variant could not be removed ({exc.strerror})"
+                )
+    report.stale = []
+    return removed
+
+
+def _bar(total: int, enabled: bool | None) -> Any:
     show = sys.stderr.isatty() if enabled is None else enabled
-    if show and total > 1:
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            yield from items
-            return
-        yield from tqdm(items, total=total, unit="img", desc="ssg-dmi", leave=False)
-    else:
-        yield from items
+    if not show or total <= 1:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="img", desc="ssg-dmi", leave=False)
 
 
 def _fill(report: Report, results: list[JobResult]) -> None:
@@ -234,7 +339,8 @@ def _fill(report: Report, results: list[JobResult]) -> None:
             totals["bytes_after"] += original.bytes
             totals["variant_bytes"] += sum(v.bytes for v in made)
         totals["bytes_before"] += result.source_bytes * len(result.relpaths)
-        totals["reencoded"] += result.reencoded
+        # Re-encoded in this run: a warm rebuild that took them from the cache re-encoded none.
+        totals["reencoded"] += result.reencoded and not result.cache_hit
         totals["cache_hits"] += result.cache_hit
         totals["files_written"] += result.written
     totals["errors"] = len(report.errors)

@@ -6,24 +6,30 @@ Runs in a worker (process or thread). Everything it needs travels in a picklable
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import pixels, variants
 from .cache import Cache, Output, fingerprint, make_key, sha256
 from .containers import Format
-from .errors import ImageError
+from .errors import ContainerError, ImageError
 from .fsutil import atomic_write
 from .optimize import pays, worth_reencoding
 from .policy import ImagePolicy
-from .tagging import TagPlan, keeps_pixels, plan
+from .tagging import TagPlan, keeps_pixels, plan, reencode_to_tag, reencoded_note
 
-# photo.jpg -> photo.jpg-960w.<10 hex of SHA-256>.webp: unique per source file (photo.png's
-# variants never collide), content-named so hosts may cache it forever.
+# photo.jpg -> photo.jpg-960w.<10 hex>.webp: unique per source file (photo.png's variants
+# never collide). The hex is a hash of the tagged original's bytes and of the settings that
+# made the variant (see `variant_name`): a new image or new settings give new names, so hosts
+# may cache variants forever, and a rebuild over ssg-dmi's own output (whose re-encoded
+# originals decode a little differently from the first sources) keeps every name, with any
+# cache or none, so pages written earlier never point at removed files.
 VARIANT_NAME = re.compile(
     r"^(?P<source>.+\.(?:jpe?g|jpe|png|webp|gif|tiff?|avif|svg))"
     r"-(?P<width>\d+)w\.(?P<hash>[0-9a-f]{10})\.(webp|jpg|png|avif)$",
@@ -67,12 +73,12 @@ class Job:
     options: Options
     cache_dir: str | None
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         """The settings that shape this job's outputs, as stable text."""
         return fingerprint({"policy": repr(self.policy), **self.options.key_parts()})
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The cache key of this job."""
         return make_key(self.source_sha, self.fingerprint)
@@ -91,30 +97,65 @@ class JobResult:
     written: int = 0
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    cache_error: str | None = None
     seconds: float = 0.0
 
 
 def variant_path(relpath: str, output: Output) -> str:
-    """Where a variant of the image at ``relpath`` lives: beside it, named by its content."""
+    """Where a variant of the image at ``relpath`` lives: beside it (see VARIANT_NAME)."""
     path = PurePosixPath(relpath)
     ext = variants.EXTENSION[output.format]
-    return str(path.with_name(f"{path.name}-{output.width}w.{output.sha256[:10]}.{ext}"))
+    return str(path.with_name(f"{path.name}-{output.width}w.{output.name}.{ext}"))
+
+
+def variant_name(original_sha: str, job_fingerprint: str, output: Output) -> str:
+    """The 10 hex digits in a variant's file name (see VARIANT_NAME)."""
+    text = f"{original_sha}\0{job_fingerprint}\0{output.width}\0{output.format}"
+    return sha256(text.encode())[:10]
+
+
+def named(pairs: list[tuple[Output, bytes]], job_fingerprint: str) -> list[tuple[Output, bytes]]:
+    """``pairs`` with each variant's file-name hash filled in."""
+    original = pairs[0][0].sha256
+    out = pairs[:1]
+    for output, data in pairs[1:]:
+        name = variant_name(original, job_fingerprint, output)
+        out.append((dataclasses.replace(output, name=name), data))
+    return out
 
 
 def render(
     data: bytes, name: str, policy: ImagePolicy, options: Options
 ) -> tuple[list[tuple[Output, bytes]], TagPlan, bool]:
-    """Compute every output of one source: the tagged original first, then its variants."""
-    tags = plan(data, policy, name)
+    """Compute every output of one source: the tagged original first, then its variants.
+
+    Notes about the outputs (a container re-encoded to be tagged, a variant a format
+    cannot hold) come back in the plan's ``notes``.
+    """
+    notes: list[str] = []
+    tags: TagPlan | None = None
+    try:
+        tags = plan(data, policy, name)
+        lossless = tags.write(data, upright=False)
+        fallback = False
+    except ContainerError as exc:
+        # The lossless rewrite refuses a file whose structure it cannot follow; when its
+        # pixels decode, a re-encode in the same format still gets it tagged.
+        lossless, tags = reencode_to_tag(
+            data, name, policy, options.max_pixels, options.quality, tags, exc
+        )
+        data = lossless
+        notes.append(reencoded_note(exc))
+        fallback = True
     fmt = tags.format
     if fmt is Format.SVG:
-        return [_output("original", tags.write(data, upright=False), 0, 0, "svg")], tags, False
+        return [_output("original", lossless, 0, 0, "svg")], tags, False
     im = pixels.open_image(data, fmt, options.max_pixels)
-    frames = int(getattr(im, "n_frames", 1))
+    frames = pixels.count_frames(im, options.max_pixels)
     size = im.size if pixels.exif_orientation(im) in (1, 2, 3, 4) else im.size[::-1]
-    lossless = tags.write(data, upright=False)
     reencode = (
         options.originals == "optimize"
+        and not fallback
         and not keeps_pixels(tags, frames)
         and worth_reencoding(fmt, im, data, options.quality)
     )
@@ -126,7 +167,7 @@ def render(
         pixels.load(im, options.max_pixels)
     else:
         upright = pixels.decode_upright(data, fmt, options.max_pixels, draft=draft)
-    original, reencoded = lossless, False
+    original, reencoded = lossless, fallback
     if reencode:
         candidate = tags.write(
             pixels.encode_like(upright, fmt, data, options.quality), upright=True
@@ -136,20 +177,24 @@ def render(
     outputs = [_output("original", original, size[0], size[1], fmt.value)]
     # Pages of a multi-page TIFF are not frames of an animation: its variants show page 1.
     if animated:
-        made = (
-            variants.animated_variants(upright, widths, options.quality, tags.orientation)
-            if "webp" in options.formats
-            else []
-        )
+        made = variants.Made([], [])
+        if "webp" in options.formats:
+            animation = variants.animation_frames(
+                upright, widths, options.max_pixels, tags.orientation
+            )
+            made = variants.animated_variants(animation, widths, options.quality)
     else:
         still = variants.normalise(upright, options.srgb)
         formats = _formats_for(still, options.formats)
         made = variants.still_variants(
             still, widths, formats, options.quality, original=(size[0], fmt.value)
         )
-    for variant in variants.drop_useless(made, len(original), size[0]):
+    notes += made.notes
+    for variant in variants.drop_useless(made.variants, len(original), size[0]):
         tagged = tags.write(variant.data, VARIANT_FORMATS[variant.format], upright=True)
         outputs.append(_output("variant", tagged, variant.width, variant.height, variant.format))
+    if notes:
+        tags = dataclasses.replace(tags, notes=(*tags.notes, *notes))
     return [(o, d) for o, d in outputs], tags, reencoded
 
 
@@ -164,38 +209,60 @@ def _formats_for(im: Any, wanted: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _output(role: str, data: bytes, width: int, height: int, fmt: str) -> tuple[Output, bytes]:
-    return Output(role, width, height, fmt, sha256(data), len(data)), data
+    return Output(role, width, height, fmt, sha256(data), len(data), ""), data
 
 
 def run_job(job: Job) -> JobResult:
-    """Do one job end to end; never raises for a bad image (the error is in the result)."""
+    """Do one job end to end; never raises (an image's error, whatever raised it, is in the
+    result), so one odd image never stops a build."""
     started = time.perf_counter()
     result = JobResult(relpaths=job.relpaths, key=job.key, source_bytes=job.source_bytes)
-    site = Path(job.site)
-    cache = Cache(Path(job.cache_dir)) if job.cache_dir else None
     try:
-        hit = _from_cache(cache, job.key)
-        if hit is not None:
-            pairs, extra = hit
-            result.cache_hit = True
-            result.reencoded = bool(extra.get("reencoded", False))
-            result.notes += [str(n) for n in extra.get("notes", [])]
-        else:
-            data = (site / job.relpaths[0]).read_bytes()
-            pairs, tags, result.reencoded = render(data, job.relpaths[0], job.policy, job.options)
-            result.notes += tags.notes
-            if cache is not None:
-                extra = {"reencoded": result.reencoded, "notes": list(tags.notes)}
-                cache.put(job.key, pairs, extra, aliases=alias_keys(job, pairs[0][0]))
-        result.outputs = [o for o, _ in pairs]
-        for relpath in job.relpaths:
-            result.written += place(site, relpath, pairs)
+        _run(job, result)
     except ImageError as exc:
         result.error = str(exc)
     except OSError as exc:
-        result.error = f"cannot read or write ({exc.strerror or exc})"
+        result.error = f"cannot read or write it ({exc.strerror or exc})"
+    except MemoryError:
+        result.error = "ran out of memory while processing it; lower `max_pixels` or `jobs`"
+    except Exception as exc:  # noqa: BLE001 - whatever one image raises is its own error
+        result.error = crash_message(exc)
+    if result.error is not None:
+        result.outputs, result.written = [], 0
     result.seconds = time.perf_counter() - started
     return result
+
+
+def crash_message(exc: BaseException) -> str:
+    """An unexpected exception from the image libraries (or ours) in one line."""
+    text = str(exc).strip().splitlines()
+    detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return f"cannot be processed ({detail[:300]}); if it opens in a browser, please report it"
+
+
+def _run(job: Job, result: JobResult) -> None:
+    site = Path(job.site)
+    cache = Cache(Path(job.cache_dir)) if job.cache_dir else None
+    hit = _from_cache(cache, job.key)
+    if hit is not None:
+        pairs, extra = hit
+        result.cache_hit = True
+        result.reencoded = bool(extra.get("reencoded", False))
+        result.notes += [str(n) for n in extra.get("notes", [])]
+    else:
+        data = (site / job.relpaths[0]).read_bytes()
+        pairs, tags, result.reencoded = render(data, job.relpaths[0], job.policy, job.options)
+        pairs = named(pairs, job.fingerprint)
+        result.notes += tags.notes
+        if cache is not None:
+            extra = {"reencoded": result.reencoded, "notes": list(tags.notes)}
+            try:
+                cache.put(job.key, pairs, extra, aliases=alias_keys(job, pairs[0][0]))
+            except OSError as exc:  # a cache is an optimisation: the image is still done
+                result.cache_error = str(exc.strerror or exc)
+    result.outputs = [o for o, _ in pairs]
+    for relpath in job.relpaths:
+        result.written += place(site, relpath, pairs)
 
 
 def _from_cache(
@@ -220,21 +287,13 @@ def alias_keys(job: Job, original: Output) -> tuple[str, ...]:
 
 
 def place(site: Path, relpath: str, pairs: list[tuple[Output, bytes]]) -> int:
-    """Write one image's outputs into the site and remove its variants from older builds."""
+    """Write one image's outputs into the site: its variants first, the original last.
+
+    Variants of older builds are not removed here: the driver removes them once the pages
+    point at the new ones, so an interrupted build never leaves a page with a dead srcset.
+    """
     written = 0
-    keep = set()
     for output, data in pairs[1:]:
-        target = variant_path(relpath, output)
-        keep.add(PurePosixPath(target).name)
-        written += atomic_write(site / target, data)
+        written += atomic_write(site / variant_path(relpath, output), data)
     written += atomic_write(site / relpath, pairs[0][1])
-    source = site / relpath
-    for sibling in source.parent.glob(f"{_glob_escape(source.name)}-*w.*"):
-        match = VARIANT_NAME.match(sibling.name)
-        if match and match["source"] == source.name and sibling.name not in keep:
-            sibling.unlink(missing_ok=True)
     return written
-
-
-def _glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)

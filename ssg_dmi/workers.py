@@ -1,0 +1,247 @@
+"""Running image jobs on worker processes without ever losing the build to one of them.
+
+- A bounded window of jobs is in flight, so an interrupt has little to cancel and the
+  driver never holds every future of a 100,000-image site at once.
+- A worker that dies (a segfault in a decoder, the OOM killer, ``os._exit``) breaks the
+  whole process pool: every job that was in flight is retried once, alone in a new pool,
+  so the one that killed it is found and reported and the innocent ones finish.
+- Ctrl-C / SIGTERM: queued jobs are cancelled and the workers terminated at once; the
+  caller gets :class:`~ssg_dmi.errors.BuildInterrupted` with how far the build got.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
+from contextlib import contextmanager
+from types import FrameType
+
+from .errors import BuildInterrupted
+from .process import Job, JobResult, crash_message
+
+log = logging.getLogger("ssg_dmi.workers")
+
+WORKER_DIED = (
+    "the worker process died while processing it (a crash in an image decoder, or killed "
+    "for memory); left unchanged and untagged — lower `max_pixels` or exclude the file"
+)
+
+
+def _worker_init() -> None:
+    # The driver alone decides what an interrupt means: it cancels the queue and
+    # terminates the workers. A worker that saw Ctrl-C itself would die mid-job and look
+    # like a crash.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Pillow logs what it found wrong in a file ("More samples per pixel than can be
+    # decoded") before raising; the raise becomes that image's one-line error.
+    logging.getLogger("PIL").setLevel(logging.CRITICAL)
+
+
+class Workers:
+    """A process pool that outlives its workers: rebuilt when one dies, terminated on an
+    interrupt. Create one per build, or keep one across ``mkdocs serve`` rebuilds."""
+
+    def __init__(self, count: int) -> None:
+        self.count = max(1, count)
+        self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def pool(self) -> ProcessPoolExecutor:
+        """The live pool (started on first use)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.count, initializer=_worker_init)
+        return self._pool
+
+    def replace(self) -> None:
+        """Drop a broken pool; the next use starts a new one."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def terminate(self) -> None:
+        """Stop every worker now (queued jobs are cancelled, running ones killed)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            terminate(pool)
+
+    def shutdown(self) -> None:
+        """Let running jobs finish, then stop the workers."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def terminate(pool: ProcessPoolExecutor) -> None:
+    """Kill a process pool's workers without waiting for their jobs."""
+    # `_processes` is private, but it is the only handle on the workers: shutdown() alone
+    # waits for every running job to finish, which is what made Ctrl-C take 20-40 s.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(1.0)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+
+
+class Progress:
+    """How many of a build's jobs are done (for the interrupt message and progress bars)."""
+
+    def __init__(self, total: int, tick: Callable[[], None] | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self._tick = tick
+
+    def add(self) -> None:
+        """Count one finished job."""
+        self.done += 1
+        if self._tick is not None:
+            self._tick()
+
+
+def _failed(job: Job, error: str) -> JobResult:
+    return JobResult(relpaths=job.relpaths, key=job.key, source_bytes=job.source_bytes, error=error)
+
+
+def execute(
+    jobs: Sequence[Job],
+    run: Callable[[Job], JobResult],
+    runner: Workers | Executor | None,
+    progress: Progress,
+    window: int,
+) -> list[JobResult]:
+    """Run every job and return one result each, whatever happens to the workers.
+
+    ``runner`` None runs the jobs in this process (one at a time); a :class:`Workers`
+    pool is rebuilt when a worker dies; any other ``Executor`` (a thread pool, Dask) is
+    used as it is: a job whose future fails becomes that job's error.
+    """
+    results: list[JobResult] = []
+    try:
+        if runner is None:
+            for job in jobs:
+                results.append(run(job))
+                progress.add()
+            return results
+        return _pooled(jobs, run, runner, progress, max(1, window), results)
+    except KeyboardInterrupt:
+        if isinstance(runner, Workers):
+            runner.terminate()
+        elif isinstance(runner, ProcessPoolExecutor):
+            terminate(runner)
+        raise BuildInterrupted(progress.done, progress.total) from None
+
+
+def _pooled(
+    jobs: Sequence[Job],
+    run: Callable[[Job], JobResult],
+    runner: Workers | Executor,
+    progress: Progress,
+    window: int,
+    results: list[JobResult],
+) -> list[JobResult]:
+    queue = deque(range(len(jobs)))
+    retry: deque[int] = deque()  # jobs that were in flight when a worker died
+    tries = [0] * len(jobs)
+    in_flight: dict[Future[JobResult], int] = {}
+    alone = False  # a retried job runs with nothing beside it, so a second death is its own
+
+    def submit(index: int) -> bool:
+        executor = runner.pool if isinstance(runner, Workers) else runner
+        try:
+            in_flight[executor.submit(run, jobs[index])] = index
+        except BrokenExecutor:
+            if isinstance(runner, Workers) and in_flight:
+                # A worker died since the last look; its futures fail in a moment and
+                # are handled below. This job never started: it goes back in line.
+                queue.appendleft(index)
+                return False
+            finish(index, _failed(jobs[index], WORKER_DIED))
+        return True
+
+    def finish(index: int, result: JobResult) -> None:
+        results.append(result)
+        progress.add()
+
+    while queue or retry or in_flight:
+        if not in_flight:
+            alone = bool(retry)
+            if retry:
+                submit(retry.popleft())
+        if not alone:
+            while queue and len(in_flight) < window and submit(queue.popleft()):
+                pass
+        if not in_flight:
+            continue
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        broken: list[int] = []
+        for future in done:
+            _collect(future, in_flight.pop(future), jobs, broken, finish)
+        if not broken:
+            continue
+        # The pool is gone: the other jobs in flight fail with it, quickly.
+        rest, _ = wait(in_flight)
+        for future in rest:
+            _collect(future, in_flight.pop(future), jobs, broken, finish)
+        rebuild = isinstance(runner, Workers)
+        for index in broken:
+            tries[index] += 1
+            if tries[index] >= 2 or not rebuild:
+                finish(index, _failed(jobs[index], WORKER_DIED))
+            else:
+                retry.append(index)
+        if isinstance(runner, Workers):
+            log.warning(
+                "a worker process died; retrying the %d image(s) it may have held", len(retry)
+            )
+            runner.replace()
+    return results
+
+
+def _collect(
+    future: Future[JobResult],
+    index: int,
+    jobs: Sequence[Job],
+    broken: list[int],
+    finish: Callable[[int, JobResult], None],
+) -> None:
+    try:
+        result = future.result()
+    except BrokenExecutor:
+        broken.append(index)
+        return
+    except Exception as exc:  # noqa: BLE001 - a failed future is that job's error
+        result = _failed(jobs[index], crash_message(exc))
+    finish(index, result)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM stops the build as Ctrl-C does (main thread only; the previous
+    handler is put back after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
