@@ -351,19 +351,17 @@ def _tiff_fields(d: bytes, out: Fields) -> None:
 def fields_of(data: bytes, suffix: str) -> Fields:
     """The length and dimension fields of a (possibly already mutated) file."""
     out = Fields()
+    walk = {
+        ".png": _png_fields,
+        ".jpg": _jpeg_fields,
+        ".gif": _gif_fields,
+        ".webp": _riff_fields,
+        ".avif": _bmff_fields,
+        ".tif": _tiff_fields,
+    }.get(suffix)
     try:
-        if suffix == ".png":
-            _png_fields(data, out)
-        elif suffix == ".jpg":
-            _jpeg_fields(data, out)
-        elif suffix == ".gif":
-            _gif_fields(data, out)
-        elif suffix == ".webp":
-            _riff_fields(data, out)
-        elif suffix == ".avif":
-            _bmff_fields(data, out)
-        elif suffix == ".tif":
-            _tiff_fields(data, out)
+        if walk is not None:
+            walk(data, out)
     except (IndexError, struct.error):
         pass  # a walk over a mutant's broken structure stops where it breaks
     return out

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import HTTPServer
 
 
 def wait_until_listening(proc: subprocess.Popen[bytes], port: int, seconds: float = 10) -> None:
@@ -32,3 +36,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
     if proc.stderr:
         proc.stderr.close()
+
+
+@contextmanager
+def threaded(server: HTTPServer) -> Iterator[str]:
+    """Serve ``server`` (bound to loopback) from a thread; yields its base URL."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

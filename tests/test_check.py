@@ -33,7 +33,7 @@ from ssg_dmi.signals import BEGIN
 from ssg_dmi.tagging import tag_bytes
 
 from .images import camera_file, encode, pattern
-from .servers import stop, wait_until_listening
+from .servers import stop, threaded, wait_until_listening
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="nginx is not installed")
@@ -479,13 +479,8 @@ def redirecting(target: str) -> Iterator[str]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with threaded(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        yield url
 
 
 @needs_nginx

@@ -21,6 +21,8 @@ from ssg_dmi.check import MAX_FINDINGS, Report, check_url, format_text
 from ssg_dmi.crawl import MAX_PAGE_BYTES
 from ssg_dmi.settings import load_settings
 
+from .servers import threaded
+
 SETTINGS = load_settings({"cache": False})
 SLACK = 3.0  # seconds past the time limit a check may take to wind down
 LINKS = 20_000
@@ -45,14 +47,11 @@ def serve(respond: Callable[[BaseHTTPRequestHandler, threading.Event], None]) ->
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = _Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
+    with threaded(_Server(("127.0.0.1", 0), Handler)) as url:
+        try:
+            yield url
+        finally:
+            stop.set()  # before the shutdown: dripping handlers end
 
 
 def send(handler: BaseHTTPRequestHandler, body: bytes, kind: str = "text/html") -> None:
