@@ -1,4 +1,4 @@
-"""Time ssg_dmi.html.rewrite against a BeautifulSoup parse-and-reserialise doing the same work.
+"""Time ssg_dmi.pages.rewrite.rewrite against a BeautifulSoup parse-and-reserialise doing the same work.
 
 Usage: python bench/html_rewrite.py [PAGES=2000] [IMAGES_PER_PAGE=20]
 A benchmark, not a test: it prints figures, it asserts nothing. The peer is what
@@ -15,7 +15,7 @@ import time
 
 from bs4 import BeautifulSoup
 
-from ssg_dmi.html import ImageInfo, PageContext, Variant, resolve, rewrite
+from ssg_dmi.pages.rewrite import ImageInfo, PageContext, Variant, resolve, rewrite
 
 WIDTHS = (480, 960, 1440)
 
@@ -144,7 +144,7 @@ def main() -> None:
     srcsets = sum(p.count(" srcset=") for p in ours)
     assert srcsets == sum(p.count(" srcset=") for p in theirs) == n_pages * per_page
     print(
-        f"ssg_dmi.html.rewrite      {t_ours:7.2f} s  {t_ours / n_pages * 1000:6.2f} ms/page  {total / 2**20 / t_ours:6.1f} MB/s"
+        f"ssg_dmi.pages.rewrite.rewrite      {t_ours:7.2f} s  {t_ours / n_pages * 1000:6.2f} ms/page  {total / 2**20 / t_ours:6.1f} MB/s"
     )
     print(
         f"BeautifulSoup html.parser {t_soup:7.2f} s  {t_soup / n_pages * 1000:6.2f} ms/page  {total / 2**20 / t_soup:6.1f} MB/s"

@@ -13,9 +13,9 @@ from pathlib import Path
 from . import __version__
 from .errors import BuildInterrupted, ConfigError, ImageError
 from .fsutil import atomic_write, shown, walk_images
-from .inspect import inspect_bytes
+from .images.facts import inspect_bytes
+from .images.tagging import tag_bytes
 from .settings import Settings, discover_settings, load_config_file
-from .tagging import tag_bytes
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -177,8 +177,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Process a built site folder; print a summary and one line per problem."""
-    from .build import run_site
-    from .pipeline import write_report
+    from .build.pipeline import write_report
+    from .build.site import run_site
 
     settings = _settings(args.config).with_overrides(
         dmi=args.dmi,
@@ -217,7 +217,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """Prune or clear the cache folder."""
-    from .cache import Cache
+    from .build.cache import Cache
 
     settings = _settings(args.config).with_overrides(cache_dir=args.cache_dir)
     cache = Cache(Path(settings.cache_dir))
@@ -278,7 +278,7 @@ def _describe(r: Mapping[str, object]) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Audit a built site folder or a served site; exit 1 when anything is wrong."""
-    from .check import run_check
+    from .audit.check import run_check
 
     return run_check(args, _settings(args.config).with_overrides(dmi=args.dmi))
 

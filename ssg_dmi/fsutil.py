@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .containers import EXTENSIONS
+from .images.containers import EXTENSIONS
 
 log = logging.getLogger("ssg_dmi.fsutil")
 

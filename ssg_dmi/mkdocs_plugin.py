@@ -24,9 +24,9 @@ from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 from mkdocs.utils.templates import TemplateContext
 
+from .build.workers import Workers
 from .errors import ConfigError, SsgDmiError
 from .settings import POLICY_KEYS, load_with_file
-from .workers import Workers
 
 log = get_plugin_logger(__name__)
 
@@ -144,7 +144,7 @@ class DmiPlugin(BasePlugin[DmiConfig]):
     def on_post_build(self, *, config: MkDocsConfig) -> None:
         if not self.config.enabled or self.settings is None:
             return
-        from .build import run_site
+        from .build.site import run_site
 
         try:
             report = run_site(

@@ -78,7 +78,7 @@ def on_pages(generator: Any) -> None:
 
 def on_finalized(pelican: Any) -> None:
     """Run the whole ssg-dmi build over Pelican's output folder."""
-    from .build import run_site
+    from .build.site import run_site
 
     settings = STATE.settings or settings_from_pelican(pelican.settings)
     try:

@@ -20,8 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import htmlscan
 from .fsutil import is_image_name
+from .pages import scan as htmlscan
 
 PELICAN_THEME_STATIC_DIR = "theme"  # Pelican's THEME_STATIC_DIR default
 # The images MkDocs themes ship (mkdocs 1.6, mkdocs-material 9), for a check run where the

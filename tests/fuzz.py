@@ -13,7 +13,7 @@ folder, one subprocess per batch, each under a timeout). It asserts, per batch:
 A batch that times out is re-run one mutant at a time to name the mutant that hangs (over
 ``--hang`` seconds). The same ``--seed`` always produces the same mutants: mutant ``i`` is
 made by ``random.Random(f"{seed}:{i}")``, so one mutant can be reproduced on its own with
-``--only i``. ``--mode render`` calls :func:`ssg_dmi.process.render` in this process
+``--only i``. ``--mode render`` calls :func:`ssg_dmi.build.job.render` in this process
 instead (no subprocess, no driver): for finding crashers in the pixel code.
 
     python -m tests.fuzz --count 5000 --seed 1            # what `make fuzz` runs
@@ -735,12 +735,12 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
 
 
 def run_renders(seed: int, count: int, hang: float, start: int = 0) -> Findings:
-    """Call :func:`ssg_dmi.process.render` on each mutant in this process (no driver)."""
+    """Call :func:`ssg_dmi.build.job.render` on each mutant in this process (no driver)."""
+    from ssg_dmi.build.job import Options, render
     from ssg_dmi.errors import ImageError
+    from ssg_dmi.images.tagging import tag_bytes
     from ssg_dmi.policy import ImagePolicy
-    from ssg_dmi.process import Options, render
     from ssg_dmi.settings import Settings
-    from ssg_dmi.tagging import tag_bytes
 
     defaults = Settings()
     options = Options(

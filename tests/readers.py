@@ -12,7 +12,7 @@ import pytest
 
 PLUS = "http://ns.useplus.org/ldf/vocab/"
 
-# A compact packet as ssg_dmi.xmp builds it: used by the container tests, which must not
+# A compact packet as ssg_dmi.images.xmp builds it: used by the container tests, which must not
 # depend on the packet builder.
 SAMPLE_XMP = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ssg_dmi import process
-from ssg_dmi.cache import Cache
+from ssg_dmi.build import job as process
+from ssg_dmi.build.cache import Cache
+from ssg_dmi.build.workers import WORKER_DIED
 from ssg_dmi.cli import main
-from ssg_dmi.workers import WORKER_DIED
 
 VARIANT = re.compile(r"-\d+w\.[0-9a-f]{10}\.(webp|jpg|png|avif)$")
 TEMP = re.compile(r"^\.ssg-dmi-.*\.tmp$")
@@ -254,7 +254,7 @@ def test_changed_widths_refresh_our_srcsets_and_remove_old_variants_after(
 
 SLOW_BUILD = """
 import sys, time
-from ssg_dmi import process
+from ssg_dmi.build import job as process
 real = process.render
 def render(data, name, policy, options):
     time.sleep(0.4)
@@ -307,10 +307,10 @@ def test_an_interrupt_stops_the_build_in_two_seconds_and_leaves_a_working_site(
 
 PELICAN_INTERRUPT = """
 import sys
-import ssg_dmi.build
+import ssg_dmi.build.site
 def interrupted(*args, **kwargs):
     raise KeyboardInterrupt
-ssg_dmi.build.run = interrupted
+ssg_dmi.build.site.run = interrupted
 from pelican import main
 main(sys.argv[1:])
 """
@@ -423,10 +423,10 @@ def test_a_warm_rebuild_reencodes_nothing_in_its_summary(
 
 MKDOCS_INTERRUPT = """
 import sys
-import ssg_dmi.build
+import ssg_dmi.build.site
 def interrupted(*args, **kwargs):
     raise KeyboardInterrupt
-ssg_dmi.build.run = interrupted
+ssg_dmi.build.site.run = interrupted
 from mkdocs.__main__ import cli
 cli(["build", "-f", sys.argv[1], "-q"])
 """
@@ -457,7 +457,8 @@ def test_a_read_only_site_is_one_line_per_file_not_a_traceback(
     # Tests run as root, where chmod does not stop writes: fail every write as EROFS does.
     import errno
 
-    from ssg_dmi import build, signals
+    from ssg_dmi.build import site as build
+    from ssg_dmi.sitefiles import render as signals
 
     def read_only(path: Path, data: bytes) -> bool:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))

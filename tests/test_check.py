@@ -22,15 +22,15 @@ from typing import Any
 
 import pytest
 
-from ssg_dmi.audit import CODES, Finding, SimpleRobots, parse_srcset
-from ssg_dmi.build import run_site
-from ssg_dmi.check import Report, check_site, check_url, format_github
+from ssg_dmi.audit.check import Report, check_site, check_url, format_github
+from ssg_dmi.audit.checks import CODES, Finding, SimpleRobots, parse_srcset
+from ssg_dmi.build.site import run_site
 from ssg_dmi.cli import main
-from ssg_dmi.headers import header_values
+from ssg_dmi.images.tagging import tag_bytes
 from ssg_dmi.policy import DMI
 from ssg_dmi.settings import load_settings
-from ssg_dmi.signals import BEGIN
-from ssg_dmi.tagging import tag_bytes
+from ssg_dmi.sitefiles.headers import header_values
+from ssg_dmi.sitefiles.render import BEGIN
 
 from .images import camera_file, encode, pattern
 from .servers import stop, threaded, wait_until_listening

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from ssg_dmi.check import MAX_FINDINGS, Report, check_url, format_text
-from ssg_dmi.crawl import MAX_PAGE_BYTES
+from ssg_dmi.audit.check import MAX_FINDINGS, Report, check_url, format_text
+from ssg_dmi.audit.crawl import MAX_PAGE_BYTES
 from ssg_dmi.settings import load_settings
 
 from .servers import threaded

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ssg_dmi.containers import Metadata, bmff
 from ssg_dmi.errors import ContainerError
+from ssg_dmi.images.containers import Metadata, bmff
 from tests.images import srgb_icc
 from tests.readers import (
     PLUS,

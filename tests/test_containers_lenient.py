@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ssg_dmi import containers
-from ssg_dmi.containers import Format
 from ssg_dmi.errors import ContainerError
+from ssg_dmi.images import containers
+from ssg_dmi.images.containers import Format
+from ssg_dmi.images.tagging import tag_bytes
 from ssg_dmi.policy import DMI, ImagePolicy
 from ssg_dmi.settings import QUALITY_DEFAULTS
-from ssg_dmi.tagging import tag_bytes
 from tests.images import SECRET, camera_file, encode, pattern
 from tests.readers import PLUS, SAMPLE_XMP, exiftool, needs_exiftool
 

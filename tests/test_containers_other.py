@@ -15,8 +15,8 @@ import defusedxml.ElementTree as DET
 import pytest
 from PIL import GifImagePlugin, Image, ImageCms, TiffImagePlugin
 
-from ssg_dmi.containers import Metadata, gif, svg, tiff
 from ssg_dmi.errors import ContainerError
+from ssg_dmi.images.containers import Metadata, gif, svg, tiff
 from tests.readers import (
     SAMPLE_RIGHTS,
     SAMPLE_XMP,

@@ -14,8 +14,8 @@ from types import ModuleType
 import pytest
 from PIL import Image, PngImagePlugin
 
-from ssg_dmi.containers import Metadata, jpeg, png, riff
 from ssg_dmi.errors import ContainerError
+from ssg_dmi.images.containers import Metadata, jpeg, png, riff
 from tests.images import srgb_icc
 from tests.readers import (
     PLUS,

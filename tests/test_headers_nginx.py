@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 from datadiligence.rules import TDMRepHeader, XRobotsTagHeader
 
-from ssg_dmi.headers import (
+from ssg_dmi.policy import DMI
+from ssg_dmi.settings import load_settings
+from ssg_dmi.sitefiles.headers import (
     NGINX_ADD_HEADER,
     NGINX_SNIPPET,
     htaccess,
@@ -28,9 +30,7 @@ from ssg_dmi.headers import (
     nginx_add_header,
     nginx_conf,
 )
-from ssg_dmi.policy import DMI
-from ssg_dmi.settings import load_settings
-from ssg_dmi.signals import BEGIN, END, SitePolicy, site_policy
+from ssg_dmi.sitefiles.render import BEGIN, END, SitePolicy, site_policy
 
 from .servers import stop, wait_until_listening
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssg_dmi.html import ImageInfo, PageContext, Variant, resolve, rewrite, scan
-from ssg_dmi.htmlscan import (
+from ssg_dmi.pages.rewrite import ImageInfo, PageContext, Variant, resolve, rewrite, scan
+from ssg_dmi.pages.scan import (
     document_dir,
     iter_tags,
     page_dir,

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageSequence
 
-from ssg_dmi import containers, pixels, tagging, variants
+from ssg_dmi.build.job import Options, render
 from ssg_dmi.cli import main
-from ssg_dmi.containers import Format
 from ssg_dmi.errors import ContainerError, ImageError
+from ssg_dmi.images import containers, pixels, tagging, variants
+from ssg_dmi.images.containers import Format
 from ssg_dmi.policy import ImagePolicy
-from ssg_dmi.process import Options, render
 from ssg_dmi.settings import Settings
 
 from .images import camera_file, encode, pattern

@@ -16,23 +16,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ssg_dmi.audit import (
+from ssg_dmi.audit.check import check_site
+from ssg_dmi.audit.checks import (
     check_candidate,
     check_img_size,
     check_page_metas,
     parse_srcset,
     read_page,
 )
-from ssg_dmi.build import collect_overrides, find_pages, rewrite_pages
-from ssg_dmi.check import check_site
+from ssg_dmi.build.job import VARIANT_NAME
+from ssg_dmi.build.pipeline import run
+from ssg_dmi.build.site import collect_overrides, find_pages, rewrite_pages
 from ssg_dmi.contract import signals as signals_of
 from ssg_dmi.fsutil import atomic_write, walk_images
-from ssg_dmi.html import ImageInfo, PageContext, Unprocessed, Variant, rewrite
-from ssg_dmi.htmlscan import document_dir, page_dir, resolve_url, site_path
-from ssg_dmi.pagetext import decode_page
-from ssg_dmi.pipeline import run
+from ssg_dmi.pages.encoding import decode_page
+from ssg_dmi.pages.rewrite import ImageInfo, PageContext, Unprocessed, Variant, rewrite
+from ssg_dmi.pages.scan import document_dir, page_dir, resolve_url, site_path
 from ssg_dmi.policy import DMI
-from ssg_dmi.process import VARIANT_NAME
 from ssg_dmi.settings import Settings, load_settings
 
 from .conftest import EXAMPLE, ExampleSites
@@ -70,7 +70,7 @@ def page_errors(site: Path, s: Settings) -> list[str]:
 
 
 def img_attrs(html: str, src: str) -> dict[str, str]:
-    from ssg_dmi.htmlscan import iter_tags
+    from ssg_dmi.pages.scan import iter_tags
 
     for tag in iter_tags(html, frozenset({"img"})):
         if tag.get("src") == src:
@@ -358,7 +358,7 @@ def test_a_page_that_cannot_be_written_is_one_warning(
             raise PermissionError(13, "Permission denied")
         return real(path, data)
 
-    monkeypatch.setattr("ssg_dmi.build.atomic_write", read_only)
+    monkeypatch.setattr("ssg_dmi.build.site.atomic_write", read_only)
     changed, notes = build_pages(site, conf())
     assert changed == 1
     assert notes == ["a.html: cannot write (Permission denied); left unchanged"]

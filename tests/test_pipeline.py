@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from ssg_dmi.build.pipeline import Report, plan_jobs, run
 from ssg_dmi.cli import main
-from ssg_dmi.pipeline import Report, plan_jobs, run
+from ssg_dmi.images.variants import Encoded, drop_useless
 from ssg_dmi.settings import Settings, load_settings
-from ssg_dmi.variants import Encoded, drop_useless
 
 from .images import SECRET, SERIAL, camera_file, encode, pattern, srgb_icc
 from .readers import PLUS, exiftool, needs_exiftool
@@ -756,7 +756,7 @@ def test_cli_cache_prune_removes_entries_and_blobs_no_longer_used(
 def test_prune_keeps_what_a_rebuild_of_the_processed_site_needs(
     tmp_path: Path, pristine: Path
 ) -> None:
-    from ssg_dmi.cache import Cache
+    from ssg_dmi.build.cache import Cache
 
     cache = tmp_path / "cache"
     site = copy_site(pristine, tmp_path / "site")
@@ -1041,7 +1041,7 @@ def test_bad_images_reported_left_alone_and_the_rest_processed(
 
 
 def test_pixel_limit_leaves_pillow_and_warnings_as_found_across_threads() -> None:
-    from ssg_dmi.pixels import pixel_limit
+    from ssg_dmi.images.pixels import pixel_limit
 
     limit, filters = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()

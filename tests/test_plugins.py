@@ -285,7 +285,7 @@ def test_mkdocs_material_optimize_compresses_and_ssg_dmi_only_tags(tmp_path: Pat
 
     from PIL import Image
 
-    from ssg_dmi.optimize import jpeg_quality
+    from ssg_dmi.images.optimize import jpeg_quality
 
     assert jpeg_quality(Image.open(io.BytesIO(out))) == 60  # material's quality, not ours
     assert list((site / "img").glob("big.jpg-*w.*.webp"))

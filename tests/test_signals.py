@@ -13,7 +13,7 @@ from protego import Protego
 from ssg_dmi.contract import CONTRACT, AgentClass
 from ssg_dmi.policy import DMI
 from ssg_dmi.settings import load_settings
-from ssg_dmi.signals import (
+from ssg_dmi.sitefiles.render import (
     BEGIN,
     END,
     SitePolicy,
@@ -24,8 +24,8 @@ from ssg_dmi.signals import (
     robots_txt,
     site_policy,
     tdmrep_json,
-    write_site_files,
 )
+from ssg_dmi.sitefiles.writer import write_site_files
 
 ROBOTS_JSON = Path(__file__).resolve().parents[2] / "shared/data/ai-robots-txt/robots.json"
 DATA = Path(__file__).resolve().parents[1] / "ssg_dmi/data/ai-agents.json"

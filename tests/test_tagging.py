@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ssg_dmi.images.tagging import tag_bytes
 from ssg_dmi.policy import DMI, ImagePolicy, MetadataMode, Rights
 from ssg_dmi.settings import QUALITY_DEFAULTS
-from ssg_dmi.tagging import tag_bytes
 
 from .images import FORMATS, SECRET, SERIAL, camera_file, encode, pattern
 from .readers import PLUS, exiftool, needs_exiftool, pyexiv2_exif, pyexiv2_xmp

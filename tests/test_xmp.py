@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ssg_dmi.errors import ImageError
+from ssg_dmi.images.xmp import build_packet, effective_rights, parse_packet
 from ssg_dmi.policy import DMI, ImagePolicy, MetadataMode, Rights, RightsExpression
-from ssg_dmi.xmp import build_packet, effective_rights, parse_packet
 
 NASTY = "Ana <b>&amp; \"Bé\" 'Ç' — 東京"
 FULL = Rights(

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as safe_fromstring
 
-from .errors import ImageError
-from .policy import DMI, ImagePolicy, MetadataMode, Rights, RightsExpression
+from ..errors import ImageError
+from ..policy import DMI, ImagePolicy, MetadataMode, Rights, RightsExpression
 
 NS = {
     "x": "adobe:ns:meta/",

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 from PIL import Image, ImageCms, ImageSequence
 
+from ..errors import ImageError, describe
 from .containers import Format
-from .errors import ImageError, describe
 
 PILLOW_FORMATS = {
     Format.JPEG: "JPEG",

@@ -11,13 +11,13 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..errors import ContainerError, ImageError, describe
+from ..policy import ImagePolicy, MetadataMode, Rights
 from . import containers, exif, pixels
 from .containers import EXTENSIONS, Format
-from .errors import ContainerError, ImageError, describe
-from .policy import ImagePolicy, MetadataMode, Rights
 from .xmp import SourceXmp, build_packet, effective_rights, parse_packet
 
-log = logging.getLogger("ssg_dmi.tagging")
+log = logging.getLogger("ssg_dmi.images.tagging")
 SNIFF_BYTES = 4096
 
 

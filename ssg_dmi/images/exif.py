@@ -7,9 +7,9 @@ import warnings
 
 from PIL import Image
 
-from .policy import MetadataMode, Rights
+from ..policy import MetadataMode, Rights
 
-log = logging.getLogger("ssg_dmi.exif")
+log = logging.getLogger("ssg_dmi.images.exif")
 
 ORIENTATION, ARTIST, COPYRIGHT = 0x0112, 0x013B, 0x8298
 EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x8769, 0x8825, 0xA005

@@ -23,10 +23,10 @@ import re
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from .contract import CONTRACT
-from .policy import DMI
-from .settings import Settings
-from .signals import SitePolicy, merge_section
+from ..contract import CONTRACT
+from ..policy import DMI
+from ..settings import Settings
+from .render import SitePolicy, merge_section
 
 HEADERS = ("X-Robots-Tag", "tdm-reservation", "tdm-policy", "Content-Usage")
 NGINX_SNIPPET = "ssg-dmi.nginx.conf"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageSequence
 
-from .errors import ImageError, describe
+from ..errors import ImageError, describe
 from .pixels import DECODE_ERRORS, UPRIGHT, to_srgb
 
 EXTENSION = {"webp": "webp", "jpeg": "jpg", "png": "png", "avif": "avif"}

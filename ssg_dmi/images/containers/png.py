@@ -12,7 +12,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from ..errors import ContainerError
+from ...errors import ContainerError
 from . import Metadata
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -128,7 +128,7 @@ def read(data: bytes) -> Metadata:
 
 
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
-    """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`ssg_dmi.containers`."""
+    """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`.containers`."""
     kept = [c for c in _chunks(data) if c.crc_ok and _keep(c, keep_other)]
     # eXIf must precede IDAT, and readers that stream (browsers, exiv2) only look for XMP
     # before the image data; in an APNG the first fcTL may come before IDAT.

@@ -27,10 +27,10 @@ from concurrent.futures import (
 from contextlib import contextmanager
 from types import FrameType
 
-from .errors import BuildInterrupted
-from .process import Job, JobResult, crash_message
+from ..errors import BuildInterrupted
+from .job import Job, JobResult, crash_message
 
-log = logging.getLogger("ssg_dmi.workers")
+log = logging.getLogger("ssg_dmi.build.workers")
 
 WORKER_DIED = (
     "the worker process died while processing it (a crash in an image decoder, or killed "

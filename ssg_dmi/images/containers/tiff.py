@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from PIL import Image, TiffImagePlugin
 
-from ..errors import ContainerError, describe
+from ...errors import ContainerError, describe
 from . import Metadata
 
 P = ParamSpec("P")

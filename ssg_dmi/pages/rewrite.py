@@ -43,7 +43,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from .htmlscan import (
+from .scan import (
     Attr,
     PageScan,
     Tag,
@@ -126,7 +126,7 @@ class PageContext:
     lazy: bool = True
     formats: tuple[str, ...] = ("avif", "webp", "jpeg", "png")
     origin: str | None = None  # "https://example.org": absolute URLs on it are local too
-    # How our variant files are named (ssg_dmi.process.VARIANT_NAME, with a "source" group):
+    # How our variant files are named (ssg_dmi.build.job.VARIANT_NAME, with a "source" group):
     # a srcset of only such names beside the image is ours to refresh after a rebuild.
     variant_name: re.Pattern[str] | None = None
 

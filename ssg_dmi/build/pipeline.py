@@ -1,7 +1,7 @@
 """``pipeline.run``: every image of a built site folder, tagged and given variants.
 
 The only module that walks the site and drives workers; the per-image work is in
-:mod:`ssg_dmi.process`. Nothing outside the site folder and the cache folder is written.
+:mod:`ssg_dmi.build.job`. Nothing outside the site folder and the cache folder is written.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from .cache import Cache, sha256
-from .fsutil import atomic_write, is_image_name, shown
-from .policy import ImagePolicy
-from .process import VARIANT_NAME, Job, JobResult, Options, alias_keys, run_job, variant_path
-from .settings import Settings
+from ..fsutil import atomic_write, is_image_name, shown
+from ..policy import ImagePolicy
+from .job import VARIANT_NAME, Job, JobResult, Options, alias_keys, run_job, variant_path
+from ..settings import Settings
 from .workers import Progress, Workers, execute
 
-log = logging.getLogger("ssg_dmi.pipeline")
+log = logging.getLogger("ssg_dmi.build.pipeline")
 
 
 @dataclass
@@ -176,7 +176,7 @@ def run(
 
     ``cache_dir`` None disables the cache (so does a cache folder that cannot be written,
     with a warning). ``executor`` defaults to a process pool with ``settings.jobs`` workers
-    (one per core); pass a :class:`~ssg_dmi.workers.Workers` to keep one across builds, or
+    (one per core); pass a :class:`~ssg_dmi.build.workers.Workers` to keep one across builds, or
     any ``concurrent.futures.Executor`` (a thread pool, a Dask client's executor) to run
     the work elsewhere. Our variants of earlier builds that the new ones replace are
     removed at the end, or left for :func:`remove_stale` with ``keep_stale``.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import ContainerError
+from ...errors import ContainerError
 from . import Metadata
 
 XMP_ID = b"XMP DataXMP"

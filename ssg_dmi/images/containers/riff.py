@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ContainerError
+from ...errors import ContainerError
 from . import Metadata
 
 ICC_FLAG, ALPHA_FLAG, EXIF_FLAG, XMP_FLAG, ANIMATION_FLAG = 0x20, 0x10, 0x08, 0x04, 0x02
@@ -106,7 +106,7 @@ def read(data: bytes) -> Metadata:
 
 
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
-    """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`ssg_dmi.containers`.
+    """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`.containers`.
 
     WebP has no IPTC-IIM or comment chunk, so ``keep_other`` changes nothing here.
     """

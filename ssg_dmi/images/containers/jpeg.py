@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ContainerError
+from ...errors import ContainerError
 from . import Metadata
 
 SOI = b"\xff\xd8"
@@ -135,7 +135,7 @@ def read(data: bytes) -> Metadata:
 
 
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
-    """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`ssg_dmi.containers`."""
+    """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`.containers`."""
     if len(xmp) > MAX_XMP:
         raise ContainerError(
             f"XMP packet is {len(xmp)} bytes but a JPEG APP1 segment holds at most {MAX_XMP}: "

@@ -15,14 +15,15 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import pixels, variants
+from ..images import pixels
+from ..images import variants
 from .cache import Cache, Output, fingerprint, make_key, sha256
-from .containers import Format
-from .errors import ContainerError, ImageError
-from .fsutil import atomic_write
-from .optimize import pays, worth_reencoding
-from .policy import ImagePolicy
-from .tagging import TagPlan, keeps_pixels, plan, reencode_to_tag, reencoded_note
+from ..images.containers import Format
+from ..errors import ContainerError, ImageError
+from ..fsutil import atomic_write
+from ..images.optimize import pays, worth_reencoding
+from ..policy import ImagePolicy
+from ..images.tagging import TagPlan, keeps_pixels, plan, reencode_to_tag, reencoded_note
 
 # photo.jpg -> photo.jpg-960w.<10 hex>.webp: unique per source file (photo.png's variants
 # never collide). The hex is a hash of the tagged original's bytes and of the settings that

@@ -7,8 +7,8 @@ from typing import Any
 
 from PIL import ExifTags
 
+from ..errors import ImageError
 from . import containers, exif
-from .errors import ImageError
 from .tagging import detect
 from .xmp import dmi_key, parse_packet
 

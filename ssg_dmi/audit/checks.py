@@ -1,7 +1,7 @@
 """The checks behind ``ssg-dmi check``, each on bytes or text it was handed.
 
 Nothing here trusts the build's report: the DataMining value and the private fields come
-from the file's own XMP and EXIF (:func:`ssg_dmi.inspect.inspect_bytes`), widths from the
+from the file's own XMP and EXIF (:func:`ssg_dmi.images.facts.inspect_bytes`), widths from the
 image header, page signals from the page's own tags, and the site files are read twice:
 compared with what :mod:`.signals` and :mod:`.headers` render for the same policy, and
 asked, as a crawler asks them, what they say about each path of the site.
@@ -22,16 +22,26 @@ from urllib.parse import quote
 
 from PIL import Image
 
-from . import containers, htmlscan
-from .containers import Format
-from .contract import CONTRACT, AgentClass
-from .headers import HEADERS, header_values, host_files
-from .inspect import inspect_bytes
-from .pixels import exif_orientation, pixel_limit
-from .policy import DMI
-from .process import VARIANT_NAME
-from .settings import Settings
-from .signals import BEGIN, END, SitePolicy, ai_agents, ai_txt, robots_txt, site_policy, tdmrep_json
+from ..build.job import VARIANT_NAME
+from ..contract import CONTRACT, AgentClass
+from ..images import containers
+from ..images.containers import Format
+from ..images.facts import inspect_bytes
+from ..images.pixels import exif_orientation, pixel_limit
+from ..pages import scan as htmlscan
+from ..policy import DMI
+from ..settings import Settings
+from ..sitefiles.headers import HEADERS, header_values, host_files
+from ..sitefiles.render import (
+    BEGIN,
+    END,
+    SitePolicy,
+    ai_agents,
+    ai_txt,
+    robots_txt,
+    site_policy,
+    tdmrep_json,
+)
 
 Severity = Literal["error", "warning"]
 # Every finding code, with what it means (the README lists these).
@@ -117,7 +127,7 @@ def page_overrides(
     text: str, rel: str, base_url: str
 ) -> tuple[DMI | None, list[tuple[str, DMI]], Finding | None]:
     """One page's own value and the (site path, value) of each image it gives one, as
-    :func:`ssg_dmi.build.collect_overrides` reads them; a bad value is a finding, and then
+    :func:`ssg_dmi.build.site.collect_overrides` reads them; a bad value is a finding, and then
     the page gives none."""
     scan = htmlscan.scan(text, rel, base_url)
     try:
@@ -359,7 +369,7 @@ def _x_robots(values: list[str]) -> set[str]:
 def check_headers(
     headers: Message, url: str, want: DMI, tdm_policy: str | None, severity: Severity = "error"
 ) -> list[Finding]:
-    """The opt-out headers of one response, per :func:`ssg_dmi.headers.header_values`."""
+    """The opt-out headers of one response, per :func:`ssg_dmi.sitefiles.headers.header_values`."""
     expected = header_values(want, tdm_policy)
     out: list[Finding] = []
 

@@ -17,7 +17,7 @@ from typing import Any
 import defusedxml
 import defusedxml.ElementTree as DET
 
-from ..errors import ContainerError
+from ...errors import ContainerError
 from . import Metadata
 
 SVG = "{http://www.w3.org/2000/svg}svg"

@@ -22,8 +22,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
-from . import htmlscan, themes
-from .audit import (
+from .. import themes
+from ..build.job import VARIANT_NAME
+from ..build.pipeline import site_images
+from ..build.site import RESTRICTIVENESS, collect_overrides, find_pages
+from ..errors import ConfigError
+from ..fsutil import is_image_name, shown
+from ..pages import scan as htmlscan
+from ..pages.encoding import decode_page
+from ..policy import DMI
+from ..settings import Settings
+from ..sitefiles.render import BEGIN
+from .checks import (
     TDMREP,
     Expectations,
     Finding,
@@ -43,7 +53,6 @@ from .audit import (
     read_site_files,
     url_path,
 )
-from .build import RESTRICTIVENESS, collect_overrides, find_pages
 from .crawl import (
     FETCH_SECONDS,
     FETCH_THREADS,
@@ -56,14 +65,6 @@ from .crawl import (
     clean,
     origin,
 )
-from .errors import ConfigError
-from .fsutil import is_image_name, shown
-from .pagetext import decode_page
-from .pipeline import site_images
-from .policy import DMI
-from .process import VARIANT_NAME
-from .settings import Settings
-from .signals import BEGIN
 
 FORMATS = ("text", "json", "junit", "github")
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2  # as in cli
@@ -102,7 +103,7 @@ class Report:
 
 
 def discover(site: Path, settings: Settings) -> tuple[list[str], list[str]]:
-    """(images, variants) as :func:`ssg_dmi.pipeline.discover` finds images (hidden folders,
+    """(images, variants) as :func:`ssg_dmi.build.pipeline.discover` finds images (hidden folders,
     the cache, links leading outside and include/exclude as there), without touching a file;
     variants are those of the images found."""
     cache = Path(settings.cache_dir) if settings.cache else None
@@ -161,7 +162,7 @@ def check_site(
     *,
     theme_images: bool = False,
 ) -> Report:
-    """Audit a built site folder; ``page_dmi`` as for :func:`ssg_dmi.build.run_site`.
+    """Audit a built site folder; ``page_dmi`` as for :func:`ssg_dmi.build.site.run_site`.
 
     A site MkDocs or Pelican wrote is audited as its plugin built it: the theme's own images,
     which the plugin leaves alone unless ``theme_images`` is on, are skipped (and counted in

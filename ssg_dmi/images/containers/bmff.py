@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ..errors import ContainerError
+from ...errors import ContainerError
 from . import Metadata
 
 XMP_TYPE = b"application/rdf+xml"

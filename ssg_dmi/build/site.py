@@ -17,20 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import html as pagehtml
-from . import htmlscan
-from .contract import signals as signals_of
-from .errors import BuildInterrupted, ConfigError
-from .fsutil import atomic_write, shown
-from .pagetext import PageText, decode_page
+from ..pages import rewrite as pagehtml
+from ..pages import scan as htmlscan
+from ..contract import signals as signals_of
+from ..errors import BuildInterrupted, ConfigError
+from ..fsutil import atomic_write, shown
+from ..pages.encoding import PageText, decode_page
 from .pipeline import Report, remove_stale, run
-from .policy import DMI
-from .process import VARIANT_NAME
-from .settings import Settings
-from .signals import site_policy, write_site_files
+from ..policy import DMI
+from .job import VARIANT_NAME
+from ..settings import Settings
+from ..sitefiles.render import site_policy
+from ..sitefiles.writer import write_site_files
 from .workers import Workers, sigterm_interrupts
 
-log = logging.getLogger("ssg_dmi.build")
+log = logging.getLogger("ssg_dmi.build.site")
 PAGE_SUFFIXES = (".html", ".htm")
 # When pages disagree about one image, the most restrictive value wins.
 RESTRICTIVENESS = [
