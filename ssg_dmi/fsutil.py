@@ -1,15 +1,11 @@
-"""Filesystem helpers: atomic writes, safe walks, printable names."""
+"""Filesystem helpers: atomic writes and printable names."""
 
 from __future__ import annotations
 
 import logging
 import os
-import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-from .images.containers import EXTENSIONS
 
 log = logging.getLogger("ssg_dmi.fsutil")
 
@@ -45,40 +41,3 @@ def atomic_write(path: Path, data: bytes) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
-
-
-def is_image_name(name: str) -> bool:
-    """Whether a file name has one of the image extensions ssg-dmi handles."""
-    return os.path.splitext(name)[1].lower() in EXTENSIONS
-
-
-def walk_images(root: Path, skip: Path | None = None) -> Iterator[Path]:
-    """Image files under ``root`` in sorted order: hidden folders, ``skip``, links that
-    lead outside ``root`` and anything that is not a regular file (a FIFO named
-    ``x.jpg`` would block whoever opens it forever) are passed over; only stat calls
-    decide, nothing is opened."""
-    real_root = root.resolve()
-    skip_real = skip.resolve() if skip else None
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and (skip_real is None or (here / d).resolve() != skip_real)
-        )
-        for name in sorted(files):
-            path = here / name
-            if not is_image_name(name) or name.startswith(".ssg-dmi-"):
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                continue
-            try:
-                regular = stat.S_ISREG(path.stat().st_mode)
-            except OSError:
-                regular = True  # a dangling link: the reader reports it as unreadable
-            if not regular:
-                log.warning(
-                    "%s: not a regular file (a FIFO, device or socket); skipped", shown(path)
-                )
-                continue
-            yield path

@@ -1,15 +1,16 @@
 """The MkDocs adapter: ``plugins: [ssg-dmi]`` in mkdocs.yml.
 
 It only translates MkDocs' config into :class:`~ssg_dmi.settings.Settings`, records each
-page's front-matter ``dmi:``, and runs the core once the site is written. Long-lived
-things (the worker pool) live from ``on_startup`` to ``on_shutdown`` so ``mkdocs serve``
-rebuilds reuse them; per-build state is reset in ``on_config``.
+page's front-matter ``dmi:``, and runs the core once the site is written. Its options are
+made from the settings field table. Long-lived things (the worker pool) live from
+``on_startup`` to ``on_shutdown`` so ``mkdocs serve`` rebuilds reuse them; per-build state
+is reset in ``on_config``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -26,50 +27,48 @@ from mkdocs.utils.templates import TemplateContext
 
 from .build.workers import Workers
 from .errors import ConfigError, SsgDmiError
-from .settings import POLICY_KEYS, load_with_file
+from .settings import DEFAULT, FIELDS, POLICY_KEYS, Field, Settings, load_with_file
 
 log = get_plugin_logger(__name__)
 
 
-class DmiConfig(base.Config):
-    """The plugin's options: the same names as ssg-dmi.toml."""
+# Keys MkDocs' own config gives (`site_url`), so they are no plugin options.
+FROM_MKDOCS = ("base_url",)
+
+
+def mkdocs_option(field: Field) -> base.BaseConfigOption[Any]:
+    """The MkDocs option of a settings key: MkDocs checks what the YAML holds, with its own
+    "Expected ... but received ..." messages; ssg-dmi's parser then checks the value."""
+    shape = field.shape
+    item: base.BaseConfigOption[Any]
+    if shape.choices:
+        item = c.Choice(shape.choices)
+    else:  # one type alone, so MkDocs names it as `<class 'str'>`, not as a tuple
+        item = c.Type(shape.types[0] if len(shape.types) == 1 else shape.types)
+    return c.Optional(c.ListOfItems(item) if shape.many else item)
+
+
+class SettingsOptions(base.Config):
+    """Gives its subclasses one option per key of the settings field table (but
+    :data:`FROM_MKDOCS` and the ones a subclass declares itself)."""
+
+    def __init_subclass__(cls) -> None:
+        for field in FIELDS:
+            if field.name not in FROM_MKDOCS and field.name not in cls.__dict__:
+                option = mkdocs_option(field)
+                option.__set_name__(cls, field.name)  # what a class body would have done
+                setattr(cls, field.name, option)
+        super().__init_subclass__()  # MkDocs builds the schema from the class's options
+
+
+class DmiConfig(SettingsOptions):
+    """The plugin's options: the keys of ssg-dmi.toml, plus the adapter's own."""
 
     enabled = c.Type(bool, default=True)
     config_file = c.Optional(c.Type(str))
-    dmi = c.Optional(c.Type(str))
-    other_constraints = c.Optional(c.Type(str))
-    embedded_rights_expression = c.Optional(c.Type(str))
-    linked_rights_expression = c.Optional(c.Type(str))
-    rights_expression_type = c.Optional(c.Type(str))
-    rights_expression_language = c.Optional(c.Type(str))
-    copyright = c.Optional(c.Type(str))
-    creator = c.Optional(c.Type((str, list)))
-    credit = c.Optional(c.Type(str))
-    web_statement = c.Optional(c.Type(str))
-    licensor_url = c.Optional(c.Type(str))
-    metadata = c.Optional(c.Choice(("strip", "copyright", "keep")))
-    rules = c.Optional(c.ListOfItems(c.Type(dict)))
-    max_pixels = c.Optional(c.Type(int))
-    quality = c.Optional(c.Type((int, dict)))
-    widths = c.Optional(c.ListOfItems(c.Type(int)))
-    formats = c.Optional(c.ListOfItems(c.Choice(("avif", "webp", "jpeg", "png"))))
-    originals = c.Optional(c.Choice(("optimize", "tag")))
-    include = c.Optional(c.ListOfItems(c.Type(str)))
-    exclude = c.Optional(c.ListOfItems(c.Type(str)))
     theme_images = c.Type(bool, default=False)
-    cache_dir = c.Type(str, default=".cache/ssg-dmi")
-    cache = c.Optional(c.Type(bool))
-    jobs = c.Optional(c.Type(int))
-    srgb = c.Optional(c.Type(bool))
-    strict = c.Optional(c.Type(bool))
-    tdm_policy = c.Optional(c.Type(str))
-    hosts = c.Optional(c.ListOfItems(c.Choice(("netlify", "cloudflare", "apache", "nginx"))))
-    sizes = c.Optional(c.Type(str))
-    picture = c.Optional(c.Type(bool))
-    lazy = c.Optional(c.Type(bool))
-    block_search_engines = c.Optional(c.Type(bool))
-    rewrite_html = c.Optional(c.Type(bool))
-    site_files = c.Optional(c.Type(bool))
+    # Always given, so on_config resolves it beside mkdocs.yml, wherever mkdocs is run from.
+    cache_dir = c.Type(str, default=DEFAULT["cache_dir"])
 
 
 class DmiPlugin(BasePlugin[DmiConfig]):
@@ -79,26 +78,48 @@ class DmiPlugin(BasePlugin[DmiConfig]):
 
     def __init__(self) -> None:
         self.executor: Workers | None = None
+        self.started = False  # between on_startup and on_shutdown: a pool may live on
         self.page_dmi: dict[str, str] = {}
-        self.settings: Any = None
+        self.settings: Settings | None = None
+        self.raw: dict[str, Any] = {}
+        self.config_dir = Path()
+        self.source = ""
 
     def on_startup(self, *, command: Literal["build", "gh-deploy", "serve"], dirty: bool) -> None:
-        workers = self.config.jobs or os.cpu_count() or 1
-        if self.config.enabled and workers > 1:  # a disabled plugin starts no workers
-            # Started on first use; rebuilt by the pipeline when a worker dies.
-            self.executor = Workers(workers)
+        self.started = True  # the pool is sized in on_config, from the settings
 
     def on_shutdown(self) -> None:
+        self.started = False
         if self.executor is not None:
             self.executor.shutdown()
             self.executor = None
 
+    def _size_pool(self, jobs: int | None) -> None:
+        """Keep a pool of as many workers as the settings ask for (config_file included)
+        across `mkdocs serve` rebuilds; without on_startup, the pipeline makes its own."""
+        workers = jobs or os.cpu_count() or 1
+        if self.executor is not None and self.executor.count != workers:
+            self.executor.shutdown()
+            self.executor = None
+        if self.started and self.executor is None and workers > 1:
+            # Started on first use; rebuilt by the pipeline when a worker dies.
+            self.executor = Workers(workers)
+
+    def _load(self, also_exclude: Sequence[str] = ()) -> Settings:
+        """The settings of this build, validated from the raw mapping on_config made."""
+        try:
+            return load_with_file(self.raw, self.config_dir, self.source, also_exclude=also_exclude)
+        except ConfigError as exc:
+            raise PluginError(str(exc)) from None
+
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         self.page_dmi = {}
+        self.settings = None
         if not self.config.enabled:
             return config
-        adapter_only = ("enabled", "theme_images")
-        raw = {k: v for k, v in self.config.items() if v is not None and k not in adapter_only}
+        # Every key is set here, before validation: the Settings are never changed after.
+        keys = ("config_file", *(f.name for f in FIELDS if f.name not in FROM_MKDOCS))
+        raw = {k: self.config[k] for k in keys if self.config[k] is not None}
         # The cache lives beside mkdocs.yml, wherever mkdocs is run from.
         config_dir = Path(config.config_file_path or ".").resolve().parent
         raw["cache_dir"] = str(config_dir / raw["cache_dir"])
@@ -109,27 +130,26 @@ class DmiPlugin(BasePlugin[DmiConfig]):
             raw["originals"] = "tag"
             log.info("material's optimize plugin compresses originals; ssg-dmi only tags them")
         # Name the file MkDocs really read (`mkdocs build -f other.yml`), as it was given.
-        source = f"{config.config_file_path or 'mkdocs.yml'}: plugins.ssg-dmi"
-        try:
-            self.settings = load_with_file(raw, config_dir, source)
-        except ConfigError as exc:
-            raise PluginError(str(exc)) from None
+        self.source = f"{config.config_file_path or 'mkdocs.yml'}: plugins.ssg-dmi"
+        self.raw, self.config_dir = raw, config_dir
+        self.settings = self._load()  # every mistake stops the build here, before any file
+        self._size_pool(self.settings.jobs)
         return config
 
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
         if not self.config.enabled or self.settings is None or self.config.theme_images:
             return files
         # The theme's own images (logo, favicon, icons) are left alone unless asked for;
-        # .themes says the same to `ssg-dmi check`.
-        from .themes import mkdocs_theme_globs
+        # .themes says the same to `ssg-dmi check`. MkDocs lists them only now: the settings
+        # are loaded again, with them excluded.
+        from .audit.themes import mkdocs_theme_globs
 
         docs = Path(config.docs_dir).resolve()
         theme = mkdocs_theme_globs(
             f.dest_uri for f in files if f.src_dir is None or Path(f.src_dir).resolve() != docs
         )
         if theme:
-            exclude = (*self.settings.exclude, *theme)
-            self.settings = dataclasses.replace(self.settings, exclude=exclude)
+            self.settings = self._load(also_exclude=theme)
         return files
 
     def on_page_context(

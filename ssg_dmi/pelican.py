@@ -40,15 +40,14 @@ def settings_from_pelican(pelican_settings: dict[str, Any]) -> Settings:
     if not pelican_settings.get("RELATIVE_URLS") and site_url:
         raw.setdefault("base_url", site_url if urlsplit(site_url).scheme else "/")
     # The theme's own images (icons, logos) are left alone unless asked for; .themes says
-    # the same to `ssg-dmi check`.
+    # the same to `ssg-dmi check`. Added after a config_file's own `exclude`, not in its place.
+    theme: list[str] = []
     if not raw.pop("theme_images", False):
-        from .themes import pelican_theme_globs
+        from .audit.themes import pelican_theme_globs
 
-        theme = pelican_theme_globs(pelican_settings.get("THEME_STATIC_DIR"))
-        exclude = raw.get("exclude", [])
-        raw["exclude"] = [*([exclude] if isinstance(exclude, str) else exclude), *theme]
+        theme = list(pelican_theme_globs(pelican_settings.get("THEME_STATIC_DIR")))
     base = Path(str(pelican_settings.get("PATH") or ".")).parent
-    return load_with_file(raw, base, "pelicanconf.py: SSG_DMI")
+    return load_with_file(raw, base, "pelicanconf.py: SSG_DMI", also_exclude=theme)
 
 
 def on_initialized(pelican: Any) -> None:

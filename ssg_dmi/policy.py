@@ -43,6 +43,31 @@ class DMI(enum.Enum):
         raise ValueError(text)
 
 
+# When pages disagree about one image, the most restrictive value wins.
+RESTRICTIVENESS = [
+    DMI.ALLOWED,
+    DMI.UNSPECIFIED,
+    DMI.PROHIBITED_GENAIMLTRAINING,
+    DMI.PROHIBITED_AIMLTRAINING,
+    DMI.PROHIBITED_EXCEPTSEARCHENGINEINDEXING,
+    DMI.PROHIBITED_SEELINKEDRIGHTSEXPR,
+    DMI.PROHIBITED_SEEEMBEDDEDRIGHTSEXPR,
+    DMI.PROHIBITED_SEECONSTRAINT,
+    DMI.PROHIBITED,
+]
+
+
+def most_restrictive(a: DMI, b: DMI) -> DMI:
+    """The more restrictive of two values (see :data:`RESTRICTIVENESS`)."""
+    return max(a, b, key=RESTRICTIVENESS.index)
+
+
+def not_a_dmi(value: object) -> str:
+    """The one-line message for a value that is not a DataMining value."""
+    allowed = ", ".join(m.key for m in DMI)
+    return f"{value!r} is not a DataMining value; use one of {allowed}"
+
+
 class MetadataMode(enum.Enum):
     """What source metadata survives besides what ssg-dmi writes."""
 

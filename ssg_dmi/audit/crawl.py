@@ -25,7 +25,7 @@ from email.message import Message
 from typing import IO, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .. import __version__
+from ..version import __version__
 
 MAX_PAGE_BYTES = 16 << 20
 MAX_IMAGE_BYTES = 64 << 20

@@ -20,8 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .fsutil import is_image_name
-from .pages import scan as htmlscan
+from ..formats import is_image_name
+from ..pages.tokens import iter_tags
 
 PELICAN_THEME_STATIC_DIR = "theme"  # Pelican's THEME_STATIC_DIR default
 # The images MkDocs themes ship (mkdocs 1.6, mkdocs-material 9), for a check run where the
@@ -72,7 +72,7 @@ def built_by(home_page: str) -> BuiltBy | None:
     """The generator a home page names, None for any other (or none)."""
     canonical: str | None = None
     generators: list[str] = []
-    for tag in htmlscan.iter_tags(home_page, _HEAD_TAGS):
+    for tag in iter_tags(home_page, _HEAD_TAGS):
         if tag.closing:
             continue
         if tag.name == "meta" and (tag.get("name") or "").strip().lower() == "generator":

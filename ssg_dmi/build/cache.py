@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..fsutil import atomic_write
+from ..version import __version__
 
 LAYOUT = "v1"
 # A site whose last build is older than this no longer protects its entries from `prune`

@@ -7,7 +7,6 @@ Runs in a worker (process or thread). Everything it needs travels in a picklable
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,27 +14,15 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..images import pixels
-from ..images import variants
-from .cache import Cache, Output, fingerprint, make_key, sha256
-from ..images.containers import Format
 from ..errors import ContainerError, ImageError
 from ..fsutil import atomic_write
+from ..images import pixels, variants
+from ..images.containers import Format
 from ..images.optimize import pays, worth_reencoding
-from ..policy import ImagePolicy
 from ..images.tagging import TagPlan, keeps_pixels, plan, reencode_to_tag, reencoded_note
+from ..policy import ImagePolicy
+from .cache import Cache, Output, fingerprint, make_key, sha256
 
-# photo.jpg -> photo.jpg-960w.<10 hex>.webp: unique per source file (photo.png's variants
-# never collide). The hex is a hash of the tagged original's bytes and of the settings that
-# made the variant (see `variant_name`): a new image or new settings give new names, so hosts
-# may cache variants forever, and a rebuild over ssg-dmi's own output (whose re-encoded
-# originals decode a little differently from the first sources) keeps every name, with any
-# cache or none, so pages written earlier never point at removed files.
-VARIANT_NAME = re.compile(
-    r"^(?P<source>.+\.(?:jpe?g|jpe|png|webp|gif|tiff?|avif|svg))"
-    r"-(?P<width>\d+)w\.(?P<hash>[0-9a-f]{10})\.(webp|jpg|png|avif)$",
-    re.IGNORECASE,
-)
 VARIANT_FORMATS = {"webp": Format.WEBP, "jpeg": Format.JPEG, "png": Format.PNG, "avif": Format.AVIF}
 
 

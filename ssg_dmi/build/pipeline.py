@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
@@ -17,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cache import Cache, sha256
-from ..fsutil import atomic_write, is_image_name, shown
+from ..fsutil import atomic_write, shown
 from ..policy import ImagePolicy
-from .job import VARIANT_NAME, Job, JobResult, Options, alias_keys, run_job, variant_path
 from ..settings import Settings
+from ..walk import site_images, variant_source
+from .cache import Cache, sha256
+from .job import Job, JobResult, Options, alias_keys, run_job, variant_path
 from .workers import Progress, Workers, execute
 
 log = logging.getLogger("ssg_dmi.build.pipeline")
@@ -59,51 +59,6 @@ class Report:
         return len(self.errors)
 
 
-def site_images(
-    site: Path, cache_dir: Path | None, clean: bool = False, skipped: list[str] | None = None
-) -> Iterator[str]:
-    """Site-relative POSIX paths of every image-named file in the site, sorted, variants
-    included: hidden folders, the cache folder, links leading outside and special files
-    (FIFOs, devices, sockets) are passed over, each named in ``skipped`` (logged when None).
-    With ``clean``, temp files a killed build left behind are removed on the way."""
-
-    def pass_over(path: Path, why: str) -> None:
-        line = f"{shown(path.relative_to(site))}: {why}; skipped"
-        if skipped is None:
-            log.warning("%s", line)
-        else:
-            skipped.append(line)
-
-    root = site.resolve()
-    skip = cache_dir.resolve() if cache_dir else None
-    for folder, dirs, files in os.walk(site):
-        here = Path(folder)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and (skip is None or (here / d).resolve() != skip)
-        )
-        for name in sorted(files):
-            path = here / name
-            if clean and name.startswith(".ssg-dmi-") and name.endswith(".tmp"):
-                path.unlink(missing_ok=True)  # left by a build that was killed mid-write
-                continue
-            if not is_image_name(name) or name.startswith("."):
-                continue
-            try:
-                real = path.resolve(strict=True)
-                mode = real.stat().st_mode
-            except OSError:
-                continue  # a dangling link, or gone since the walk
-            if not real.is_relative_to(root):
-                pass_over(path, "a link leading outside the site folder")
-                continue
-            if not stat.S_ISREG(mode):  # a FIFO would block the read forever
-                pass_over(path, "not a regular file (FIFO, device or socket)")
-                continue
-            yield path.relative_to(site).as_posix()
-
-
 def discover(
     site: Path,
     settings: Settings,
@@ -115,13 +70,11 @@ def discover(
     our own variants, with include/exclude globs applied. Our variants found on the way are
     added to ``existing`` (by the site path of their source)."""
     for rel in site_images(site, cache_dir, clean=True, skipped=skipped):
-        folder, _, name = rel.rpartition("/")
-        match = VARIANT_NAME.match(name)
-        if match is None:
+        source = variant_source(rel)
+        if source is None:
             if settings.matches(rel):
                 yield rel
         elif existing is not None:
-            source = f"{folder}/{match['source']}" if folder else match["source"]
             existing.setdefault(source, []).append(rel)
 
 

@@ -10,41 +10,28 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..pages import rewrite as pagehtml
-from ..pages import scan as htmlscan
 from ..contract import signals as signals_of
 from ..errors import BuildInterrupted, ConfigError
 from ..fsutil import atomic_write, shown
-from ..pages.encoding import PageText, decode_page
-from .pipeline import Report, remove_stale, run
+from ..pages import rewrite as pagehtml
+from ..pages.head import declare_dmi, keep_ratio
+from ..pages.overrides import collect_overrides, dmi_value, read_page
+from ..pages.scan import scan
 from ..policy import DMI
-from .job import VARIANT_NAME
 from ..settings import Settings
 from ..sitefiles.render import site_policy
 from ..sitefiles.writer import write_site_files
+from ..walk import VARIANT_NAME, find_pages, passed_over
+from .pipeline import Report, remove_stale, run
 from .workers import Workers, sigterm_interrupts
 
 log = logging.getLogger("ssg_dmi.build.site")
-PAGE_SUFFIXES = (".html", ".htm")
-# When pages disagree about one image, the most restrictive value wins.
-RESTRICTIVENESS = [
-    DMI.ALLOWED,
-    DMI.UNSPECIFIED,
-    DMI.PROHIBITED_GENAIMLTRAINING,
-    DMI.PROHIBITED_AIMLTRAINING,
-    DMI.PROHIBITED_EXCEPTSEARCHENGINEINDEXING,
-    DMI.PROHIBITED_SEELINKEDRIGHTSEXPR,
-    DMI.PROHIBITED_SEEEMBEDDEDRIGHTSEXPR,
-    DMI.PROHIBITED_SEECONSTRAINT,
-    DMI.PROHIBITED,
-]
 
 
 @dataclass
@@ -72,98 +59,6 @@ class SiteReport:
         )
 
 
-def find_pages(site: Path, notes: list[str] | None = None) -> list[str]:
-    """Site-relative paths of the HTML pages (hidden folders skipped), sorted.
-
-    Read nothing outside the site, as for images: a page that is a link leading out of the
-    site folder is skipped, and so is anything named ``*.html`` that is not a regular file
-    (a FIFO would block the build forever when opened). Each skip is a line in ``notes``
-    (logged as a warning when no list is given).
-    """
-    root = site.resolve()
-    pages = []
-    for folder, dirs, files in os.walk(site):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.lower().endswith(PAGE_SUFFIXES):
-                continue
-            path = Path(folder) / name
-            rel = path.relative_to(site).as_posix()
-            why = _not_a_page(path, root)
-            if why is None:
-                pages.append(rel)
-            elif notes is None:
-                log.warning("%s: %s; skipped", shown(rel), why)
-            else:
-                notes.append(f"{shown(rel)}: {why}; skipped")
-    return pages
-
-
-def _not_a_page(path: Path, root: Path) -> str | None:
-    """Why ``path`` must not be read as a page, or None. Only stat calls: never opened."""
-    try:
-        if path.is_symlink() and not path.resolve(strict=True).is_relative_to(root):
-            return "a link leading outside the site folder"
-        mode = path.stat().st_mode
-    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
-        return f"cannot be read ({getattr(exc, 'strerror', None) or exc})"
-    if not stat.S_ISREG(mode):
-        return "not a regular file (a FIFO, device or socket)"
-    return None
-
-
-def _read_page(site: Path, rel: str) -> PageText | str:
-    """The page's text in its own encoding, or why it cannot be read or decoded."""
-    try:
-        data = (site / rel).read_bytes()
-    except OSError as exc:
-        return f"cannot read the page ({exc.strerror or exc})"
-    page = decode_page(data)
-    return page if isinstance(page, PageText) else f"cannot decode the page: {page}"
-
-
-def _dmi(value: str, where: str) -> DMI:
-    try:
-        return DMI.parse(value)
-    except ValueError:
-        allowed = ", ".join(m.key for m in DMI)
-        raise ConfigError(
-            f"{where}: {value!r} is not a DataMining value; use one of {allowed}"
-        ) from None
-
-
-def collect_overrides(
-    site: Path,
-    pages: list[str],
-    page_dmi: Mapping[str, str] | None,
-    base_url: str,
-) -> tuple[dict[str, DMI], dict[str, DMI], list[str]]:
-    """Page and image DMI overrides: from adapters (front matter), ``<meta name="ssg-dmi">``
-    and ``<img data-dmi>``. Returns (pages, images, notes)."""
-    page_values: dict[str, DMI] = {}
-    image_values: dict[str, DMI] = {}
-    notes: list[str] = []
-    for rel in pages:
-        page = _read_page(site, rel)
-        if isinstance(page, str):
-            continue  # rewrite_pages says why and leaves it alone
-        scan = htmlscan.scan(page.text, rel, base_url)
-        given = (page_dmi or {}).get(rel) or scan.dmi
-        page_value = _dmi(given, rel) if given else None
-        if page_value is not None:
-            page_values[rel] = page_value
-        for image, attr in scan.images:
-            value = _dmi(attr, f"{rel}: data-dmi of {image}") if attr else page_value
-            if value is None:
-                continue
-            previous = image_values.get(image)
-            if previous is not None and previous is not value:
-                value = max(previous, value, key=RESTRICTIVENESS.index)
-                notes.append(f"{image}: pages disagree on its DataMining value; {value.key} used")
-            image_values[image] = value
-    return page_values, image_values, notes
-
-
 def _image_infos(report: Report) -> dict[str, pagehtml.ImageInfo]:
     infos = {}
     for rel, entry in report.images.items():
@@ -178,31 +73,6 @@ def _image_infos(report: Report) -> dict[str, pagehtml.ImageInfo]:
             original["width"], original["height"], original["format"], variants
         )
     return infos
-
-
-# With width/height attributes, a theme's `img { max-width: 100% }` alone squashes images
-# narrower than their slot (the height attribute stays). `:where()` has zero specificity:
-# this only fills in when the theme's CSS says nothing about height.
-KEEP_RATIO = '<style id="ssg-dmi">:where(img[width][height][srcset]){height:auto}</style>'
-
-
-def keep_ratio(html: str) -> str:
-    """Add :data:`KEEP_RATIO` after ``<head>`` once, in a page that has srcset images."""
-    if 'id="ssg-dmi"' in html or "srcset" not in html:
-        return html
-    for tag in htmlscan.iter_tags(html, frozenset({"head"})):
-        if not tag.closing:
-            return html[: tag.end] + KEEP_RATIO + html[tag.end :]
-    return html
-
-
-def declare_dmi(html: str, key: str) -> str:
-    """Write a front-matter value into the page as ``<meta name="ssg-dmi">``, right after
-    ``<head>``, so ``ssg-dmi check`` and later builds over this output see it too."""
-    for tag in htmlscan.iter_tags(html, frozenset({"head"})):
-        if not tag.closing:
-            return f'{html[: tag.end]}<meta name="ssg-dmi" content="{key}">{html[tag.end :]}'
-    return html
 
 
 def rewrite_pages(
@@ -222,7 +92,7 @@ def rewrite_pages(
     changed = 0
     notes: list[str] = []
     for rel in pages:
-        page = _read_page(site, rel)
+        page = read_page(site, rel)
         if isinstance(page, str):
             notes.append(f"{shown(rel)}: {page}; left unchanged")
             continue
@@ -246,8 +116,8 @@ def rewrite_pages(
         out = pagehtml.rewrite(text, ctx, misses)
         notes += _image_notes(site, rel, misses, report, settings)
         declared = page_dmi.get(rel) if page_dmi else None
-        if declared and htmlscan.scan(out, rel, settings.base_url).dmi is None:
-            out = declare_dmi(out, _dmi(declared, rel).key)
+        if declared and scan(out, rel, settings.base_url).dmi is None:
+            out = declare_dmi(out, dmi_value(declared, rel).key)
         out = keep_ratio(out)
         if out == text:
             continue
@@ -298,7 +168,7 @@ def _image_notes(
             continue  # SVG, excluded on purpose, or one of our variants shown as such
         elif not _exists(path):
             why = f"names {shown(miss.path)}, which is not in the site"
-        elif (reason := _not_a_page(path, root)) is not None:
+        elif (reason := passed_over(path, root)) is not None:
             why = f"names {shown(miss.path)}: {reason}"
         else:
             why = f"names {shown(miss.path)}, which the build did not process"

@@ -13,7 +13,7 @@ import codecs
 import re
 from dataclasses import dataclass
 
-from .scan import iter_tags
+from .tokens import iter_tags
 
 __all__ = ["PageText", "declared_charset", "decode_page"]
 

@@ -53,10 +53,10 @@ def glob_to_pattern(glob: str) -> str | None:
     if "/" not in g:  # settings match a slash-less glob against the file name only
         tail = g[1:]
         ok = g.startswith("*") and tail and not _GLOB_SPECIAL.search(tail)
-        return f"/*{_quote(tail)}$" if ok else None
+        return f"/*{quote_path(tail)}$" if ok else None
     segs = g.split("/")
     n = next((i for i, s in enumerate(segs) if _GLOB_SPECIAL.search(s)), len(segs))
-    prefix = "/" + "".join(_quote(s) + "/" for s in segs[:n])
+    prefix = "/" + "".join(quote_path(s) + "/" for s in segs[:n])
     rest = segs[n:]
     if not rest:
         return prefix[:-1] + "$"
@@ -64,11 +64,16 @@ def glob_to_pattern(glob: str) -> str | None:
         return prefix
     last = rest[-1][1:]
     if len(rest) == 2 and rest[0] == "**" and rest[1].startswith("*") and last:
-        return None if _GLOB_SPECIAL.search(last) else f"{prefix}*{_quote(last)}$"
+        return None if _GLOB_SPECIAL.search(last) else f"{prefix}*{quote_path(last)}$"
     return None
 
 
-def _quote(text: str) -> str:
+# Where TDMRep's site-wide file lives (TDMRep 1.0, section 3.1).
+TDMREP_PATH = ".well-known/tdmrep.json"
+
+
+def quote_path(text: str) -> str:
+    """A site path percent-encoded as robots.txt patterns and URL paths spell it."""
     # `$` and `#` mean end-of-URL and comment in robots.txt: percent-encode them with the rest.
     return quote(text, safe="/!&'()+,;=:@")
 
@@ -106,7 +111,7 @@ def site_policy(settings: Settings, page_overrides: Mapping[str, DMI] | None = N
                     "robots.txt and the other site files the longer pattern"
                 )
     for relpath, dmi in (page_overrides or {}).items():
-        path = _quote(relpath.strip("/"))
+        path = quote_path(relpath.strip("/"))
         found[f"{base}{path}$"] = dmi
         if not path.lower().endswith((".html", ".htm")):  # an image: its variants too
             found[f"{base}{path}-"] = dmi
@@ -212,7 +217,7 @@ def merge_section(existing: str | None, body: str, *, at_start: bool = False) ->
     return rest + gap + section
 
 
-def _groups(text: str) -> list[tuple[list[str], list[tuple[str, str]]]]:
+def robots_groups(text: str) -> list[tuple[list[str], list[tuple[str, str]]]]:
     """The (agents, Allow/Disallow rules) groups of a robots.txt, grouped as protego does."""
     groups: list[tuple[list[str], list[tuple[str, str]]]] = []
     after_agent = False
@@ -243,7 +248,7 @@ def robots_txt(existing: str | None, site: SitePolicy, block_search_engines: boo
     ``Disallow:`` for ``block_search_engines``); it comes after any existing one, so parsers that
     read just the first ``*`` group (Python's urllib.robotparser) still see the owner's.
     """
-    outside_groups = _groups(_split(existing)[0] if existing else "")
+    outside_groups = robots_groups(_split(existing)[0] if existing else "")
     star_rules = (r for agents, rules in outside_groups if "*" in agents for r in rules)
     inherited = list(dict.fromkeys(r for r in star_rules if r[0] == "Disallow"))
     named = {a.lower() for agents, _ in outside_groups for a in agents}

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..fsutil import atomic_write
 from ..settings import Settings
 from .headers import host_files
-from .render import SitePolicy, ai_txt, robots_txt, tdmrep_json
+from .render import TDMREP_PATH, SitePolicy, ai_txt, robots_txt, tdmrep_json
 
 
 def write_site_files(
@@ -36,7 +36,7 @@ def write_site_files(
     outputs = {
         "ai.txt": ai_txt(site),
         "robots.txt": robots_txt(read("robots.txt"), site, settings.block_search_engines),
-        ".well-known/tdmrep.json": tdmrep_json(site, settings.tdm_policy),
+        TDMREP_PATH: tdmrep_json(site, settings.tdm_policy),
         **host_files(site, settings, read),
     }
     written = []

@@ -25,43 +25,13 @@ JPEG ``Exif\\0\\0`` prefix; ``xmp`` is a complete UTF-8 XMP packet.
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
 from types import ModuleType
 
+from ...formats import EXTENSIONS, Format
+from . import bmff, gif, jpeg, png, riff, svg, tiff
+from .metadata import Metadata
 
-class Format(enum.StrEnum):
-    """Image container formats ssg-dmi handles."""
-
-    JPEG = "jpeg"
-    PNG = "png"
-    WEBP = "webp"
-    GIF = "gif"
-    TIFF = "tiff"
-    AVIF = "avif"
-    SVG = "svg"
-
-
-@dataclass(frozen=True)
-class Metadata:
-    """The metadata blocks a container holds."""
-
-    xmp: bytes | None = None
-    exif: bytes | None = None
-
-
-EXTENSIONS: dict[str, Format] = {
-    ".jpg": Format.JPEG,
-    ".jpeg": Format.JPEG,
-    ".jpe": Format.JPEG,
-    ".png": Format.PNG,
-    ".webp": Format.WEBP,
-    ".gif": Format.GIF,
-    ".tif": Format.TIFF,
-    ".tiff": Format.TIFF,
-    ".avif": Format.AVIF,
-    ".svg": Format.SVG,
-}
+__all__ = ["EXTENSIONS", "Format", "Metadata", "read", "sniff", "write"]
 
 
 def sniff(head: bytes) -> Format | None:
@@ -88,7 +58,6 @@ def sniff(head: bytes) -> Format | None:
 
 def module(fmt: Format) -> ModuleType:
     """The container module that handles ``fmt``."""
-    from . import bmff, gif, jpeg, png, riff, svg, tiff
 
     return {
         Format.JPEG: jpeg,

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ...errors import ContainerError
-from . import Metadata
+from .metadata import Metadata
 
 XMP_TYPE = b"application/rdf+xml"
 ANIMATED = "animated AVIF: metadata rewrite not supported; re-encode it as a still image"

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 
 from ...errors import ContainerError
-from . import Metadata
+from .metadata import Metadata
 
 XMP_ID = b"XMP DataXMP"
 # Adobe's "magic trailer": 0x01, 0xFF down to 0x00. A decoder that skips the packet as if

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import ContainerError
-from . import Metadata
+from .metadata import Metadata
 
 SOI = b"\xff\xd8"
 EOI = b"\xff\xd9"

@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 
 from ...errors import ContainerError
-from . import Metadata
+from .metadata import Metadata
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = b"XML:com.adobe.xmp"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import ContainerError
-from . import Metadata
+from .metadata import Metadata
 
 ICC_FLAG, ALPHA_FLAG, EXIF_FLAG, XMP_FLAG, ANIMATION_FLAG = 0x20, 0x10, 0x08, 0x04, 0x02
 IMAGE_CHUNKS = (b"ANMF", b"ALPH", b"VP8 ", b"VP8L")

@@ -18,7 +18,7 @@ import defusedxml
 import defusedxml.ElementTree as DET
 
 from ...errors import ContainerError
-from . import Metadata
+from .metadata import Metadata
 
 SVG = "{http://www.w3.org/2000/svg}svg"
 METADATA = "{http://www.w3.org/2000/svg}metadata"

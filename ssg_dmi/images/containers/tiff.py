@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 from PIL import Image, TiffImagePlugin
 
 from ...errors import ContainerError, describe
-from . import Metadata
+from .metadata import Metadata
 
 P = ParamSpec("P")
 R = TypeVar("R")

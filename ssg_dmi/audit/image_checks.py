@@ -1,0 +1,51 @@
+"""The checks of one image file, on its own bytes: nothing here trusts the build's report.
+The DataMining value and the private fields come from the file's own XMP and EXIF
+(:func:`ssg_dmi.images.facts.inspect_bytes`), the width from the image header."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from ..images import containers
+from ..images.containers import Format
+from ..images.facts import inspect_bytes
+from ..images.pixels import exif_orientation, pixel_limit
+from ..policy import DMI
+from .findings import Finding
+
+
+def check_image(data: bytes, path: str, want: DMI) -> list[Finding]:
+    """The file's own DataMining value and private fields."""
+    found = inspect_bytes(data, path)
+    if found.error:
+        return [Finding("image-unreadable", path, f"cannot read its metadata: {found.error}")]
+    out = []
+    if found.dmi is None:
+        message = f"no plus:DataMining in its XMP; its policy requires {want.key}"
+        out.append(Finding("image-untagged", path, message))
+    elif found.dmi != want.key:
+        message = f"plus:DataMining is {found.dmi}; its policy requires {want.key}"
+        out.append(Finding("image-wrong-dmi", path, message))
+    if found.private:
+        message = f"still carries private metadata: {', '.join(found.private)}"
+        out.append(Finding("image-private-metadata", path, message))
+    return out
+
+
+def pixel_width(source: bytes | str) -> int | None:
+    """The displayed pixel width (EXIF orientation applied) from the image header alone;
+    None for SVG or anything Pillow cannot open."""
+    try:
+        if isinstance(source, bytes):
+            if containers.sniff(source[:64]) is Format.SVG:
+                return None
+            opened = Image.open(io.BytesIO(source))
+        else:
+            opened = Image.open(source)
+        with pixel_limit(1 << 62), opened as im:
+            w, h = im.size
+            return int(h if exif_orientation(im) > 4 else w)
+    except Exception:  # noqa: BLE001 - any reader error just means "no width to compare"
+        return None
