@@ -1,4 +1,5 @@
-"""Session fixtures shared by the end-to-end tests: the two example sites, built once.
+"""Fixtures shared by several test files: the two example sites, built once per session,
+and ``pristine``, a small site the build tests copy and build again and again.
 
 ``example_sites`` builds ``example-site/mkdocs`` and ``example-site/pelican`` with the real
 generators as subprocesses, into a temporary folder, exactly as ``make demo`` does. The
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from .images import encode, jpeg, pattern, photo
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example-site"
@@ -115,3 +118,16 @@ def example_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExampleS
     mkdocs = build_mkdocs(tmp / "mkdocs")
     pelican = build_pelican(tmp / "pelican", tmp / "pelican-cache")
     yield ExampleSites(mkdocs, pelican, tmp)
+
+
+@pytest.fixture
+def pristine(tmp_path: Path) -> Path:
+    """A small built site: a heavy JPEG (re-encoded), a light one, a PNG, a duplicate."""
+    site = tmp_path / "pristine"
+    (site / "sub").mkdir(parents=True)
+    (site / "heavy.jpg").write_bytes(jpeg(photo((400, 300)), quality=95))
+    (site / "light.jpg").write_bytes(jpeg(photo((300, 200)), quality=70))
+    (site / "sub" / "light-copy.jpg").write_bytes((site / "light.jpg").read_bytes())
+    (site / "flat.png").write_bytes(encode(pattern((240, 120)), "PNG"))
+    (site / "lies.png").write_bytes(jpeg(photo((120, 80))))  # a note on the first build
+    return site

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
+from typing import Any
 
 from PIL import Image, ImageCms, PngImagePlugin
 
@@ -68,6 +70,41 @@ def encode(im: Image.Image, fmt: str, **options: object) -> bytes:
     buf = io.BytesIO()
     im.save(buf, fmt, **options)
     return buf.getvalue()
+
+
+def photo(size: tuple[int, int]) -> Image.Image:
+    """A photo-like RGB picture: smooth gradients plus grain, so sizes behave like photos."""
+    grad = Image.linear_gradient("L").resize(size)
+    radial = Image.radial_gradient("L").resize(size)
+    noise = Image.effect_noise(size, 40)
+    return Image.merge("RGB", (grad, radial, noise))
+
+
+def jpeg(im: Image.Image, quality: int = 90, **options: Any) -> bytes:
+    """Pillow's JPEG of ``im`` (quality 90 unless told)."""
+    return encode(im, "JPEG", quality=quality, **options)
+
+
+def half_transparent(size: tuple[int, int] = (300, 200)) -> Image.Image:
+    """A photo whose left half is fully transparent and right half fully opaque."""
+    im = photo(size).convert("RGBA")
+    alpha = Image.new("L", size, 255)
+    alpha.paste(0, (0, 0, size[0] // 2, size[1]))
+    im.putalpha(alpha)
+    return im
+
+
+def gray16(values: list[int], size: tuple[int, int]) -> Image.Image:
+    """A 16-bit greyscale image whose columns take ``values`` left to right."""
+    w, h = size
+    row = b"".join(struct.pack("<H", values[x * len(values) // w]) for x in range(w))
+    return Image.frombytes("I;16", size, row * h)
+
+
+def busy_picture(mode: str = "RGB", size: tuple[int, int] = (32, 24)) -> Image.Image:
+    """A deterministic busy picture with no metadata (every byte differs from its neighbour)."""
+    data = bytes((i * 37 + i // 96) % 256 for i in range(size[0] * size[1] * len(mode)))
+    return Image.frombytes(mode, size, data)
 
 
 def camera_file(fmt: str, orientation: int = 1) -> bytes:

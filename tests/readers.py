@@ -1,7 +1,8 @@
-"""Independent readers used by the tests: exiftool and pyexiv2, never our own parser."""
+"""Independent readers used by the tests: exiftool, pyexiv2 and Pillow, never our own parser."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -9,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 PLUS = "http://ns.useplus.org/ldf/vocab/"
+PROHIBITED = PLUS + "DMI-PROHIBITED"
 
 # A compact packet as ssg_dmi.images.xmp builds it: used by the container tests, which must not
 # depend on the packet builder.
@@ -43,6 +46,47 @@ def exiftool(*paths: Path, args: tuple[str, ...] = ("-G1", "-a")) -> list[dict[s
     ).stdout
     result: list[dict[str, Any]] = json.loads(out)
     return result
+
+
+def views(*paths: Path) -> dict[str, dict[str, Any]]:
+    """exiftool's view of each of ``paths``, by the path as given."""
+    return {str(Path(d["SourceFile"])): d for d in exiftool(*paths)}
+
+
+def tagged(tmp_path: Path, name: str, data: bytes) -> dict[str, Any]:
+    """exiftool's reading of ``data`` saved as ``name``."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    return exiftool(path)[0]
+
+
+def dmi_of(view: dict[str, Any]) -> str | None:
+    """The XMP-plus:DataMining value in one exiftool view, if it is there."""
+    value = view.get("XMP-plus:DataMining")
+    return value if isinstance(value, str) else None
+
+
+def decoded(path: Path | bytes) -> Image.Image:
+    """Pillow's decoding of a file or of bytes, fully loaded."""
+    im = Image.open(io.BytesIO(path) if isinstance(path, bytes) else path)
+    im.load()
+    return im
+
+
+def pixels(data: bytes) -> list[tuple[str, tuple[int, int], bytes]]:
+    """Mode, size and pixels of every frame or page Pillow decodes from ``data``."""
+    with Image.open(io.BytesIO(data)) as im:
+        pages = []
+        for index in range(getattr(im, "n_frames", 1)):
+            im.seek(index)
+            pages.append((im.mode, im.size, im.tobytes()))
+        return pages
+
+
+def assert_opt_out(tags: dict[str, Any]) -> None:
+    """exiftool's view ``tags`` holds SAMPLE_XMP's data-mining value and rights."""
+    assert tags["XMP-plus:DataMining"] == PROHIBITED
+    assert tags["XMP-dc:Rights"] == SAMPLE_RIGHTS
 
 
 def pyexiv2_xmp(data: bytes) -> dict[str, Any]:

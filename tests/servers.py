@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -9,6 +11,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import HTTPServer
+from pathlib import Path
+
+import pytest
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+needs_nginx = pytest.mark.skipif(
+    not os.access(NGINX, os.X_OK), reason="nginx is not installed (apt-get install nginx-light)"
+)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_until_listening(proc: subprocess.Popen[bytes], port: int, seconds: float = 10) -> None:
@@ -47,3 +64,49 @@ def threaded(server: HTTPServer) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def nginx_config(tmp: Path, site: Path, port: int, server: str = "") -> str:
+    """An nginx.conf serving ``site`` on loopback ``port``, with ``server`` added to its server
+    block. Everything nginx writes (pid, logs, temp folders) goes under ``tmp``, so it runs
+    unprivileged, in the foreground and as one process that ``stop`` ends."""
+    temps = " ".join(
+        f"{d}_temp_path {tmp / d};" for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""
+worker_processes 1; daemon off; master_process off;
+pid {tmp}/nginx.pid; error_log {tmp}/error.log;
+events {{}}
+http {{
+  access_log off; include /etc/nginx/mime.types; {temps}
+  server {{
+    listen 127.0.0.1:{port}; root {site};
+    {server}
+  }}
+}}
+"""
+
+
+def nginx_syntax(tmp: Path, conf: Path) -> subprocess.CompletedProcess[str]:
+    """``nginx -t``: nginx's own verdict on ``conf`` and every file it includes."""
+    cmd = [NGINX, "-t", "-p", str(tmp), "-c", str(conf), "-e", "stderr"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
+
+
+@contextmanager
+def nginx(tmp: Path, site: Path, server: str = "") -> Iterator[str]:
+    """nginx in the foreground on a free loopback port serving ``site`` (``server`` added to
+    its server block, see ``nginx_config``); yields its base URL, ending in ``/``."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(nginx_config(tmp, site, port, server))
+    check = nginx_syntax(tmp, conf)
+    assert check.returncode == 0, check.stderr
+    cmd = [NGINX, "-p", str(tmp), "-c", str(conf), "-e", "stderr"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_listening(proc, port)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        stop(proc)

@@ -458,7 +458,7 @@ def test_a_read_only_site_is_one_line_per_file_not_a_traceback(
     import errno
 
     from ssg_dmi.build import site as build
-    from ssg_dmi.sitefiles import render as signals
+    from ssg_dmi.sitefiles import writer as signals
 
     def read_only(path: Path, data: bytes) -> bool:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))

@@ -5,11 +5,8 @@ and stays on the origin."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
 import threading
 import xml.etree.ElementTree as ET
@@ -22,8 +19,13 @@ from typing import Any
 
 import pytest
 
-from ssg_dmi.audit.check import Report, check_site, check_url, format_github
-from ssg_dmi.audit.checks import CODES, Finding, SimpleRobots, parse_srcset
+from ssg_dmi.audit.findings import CODES, Finding
+from ssg_dmi.audit.findings import CheckReport as Report
+from ssg_dmi.audit.folder import check_site
+from ssg_dmi.audit.page_facts import parse_srcset
+from ssg_dmi.audit.report_formats import format_github
+from ssg_dmi.audit.robots_rules import SimpleRobots
+from ssg_dmi.audit.served import check_url
 from ssg_dmi.build.site import run_site
 from ssg_dmi.cli import main
 from ssg_dmi.images.tagging import tag_bytes
@@ -32,11 +34,10 @@ from ssg_dmi.settings import load_settings
 from ssg_dmi.sitefiles.headers import header_values
 from ssg_dmi.sitefiles.render import BEGIN
 
+from . import servers
 from .images import camera_file, encode, pattern
-from .servers import stop, threaded, wait_until_listening
+from .servers import needs_nginx, threaded
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-needs_nginx = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="nginx is not installed")
 POLICY_URL = "https://example.org/tdm-policy.json"
 CONFIG = {
     "hosts": ["netlify", "nginx"],
@@ -364,34 +365,12 @@ def test_usage_errors_exit_2_without_a_traceback(
 # --- URL mode against nginx ---------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def nginx(tmp: Path, site: Path, include: bool) -> Iterator[str]:
-    """nginx in the foreground on a free loopback port serving ``site``; its base URL."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    temps = " ".join(
-        f"{d}_temp_path {tmp / d};" for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
+    """nginx serving ``site``, with or without the snippet the build wrote; its base URL."""
     snippet = f"include {site / 'ssg-dmi.nginx.conf'};" if include else ""
-    (tmp / "nginx.conf").write_text(
-        f"worker_processes 1; daemon off; master_process off; pid {tmp}/nginx.pid;\n"
-        f"error_log {tmp}/error.log; events {{}}\n"
-        f"http {{ access_log off; include /etc/nginx/mime.types; {temps}\n"
-        f"  server {{ listen 127.0.0.1:{port}; root {site}; {snippet} }} }}\n"
-    )
-    cmd = [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-e", "stderr"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until_listening(proc, port)
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        stop(proc)
+    with servers.nginx(tmp, site, snippet) as url:
+        yield url
 
 
 @contextmanager

@@ -17,8 +17,11 @@ from typing import Any
 
 import pytest
 
-from ssg_dmi.audit.check import MAX_FINDINGS, Report, check_url, format_text
 from ssg_dmi.audit.crawl import MAX_PAGE_BYTES
+from ssg_dmi.audit.crawl_state import MAX_FINDINGS
+from ssg_dmi.audit.findings import CheckReport as Report
+from ssg_dmi.audit.report_formats import format_text
+from ssg_dmi.audit.served import check_url
 from ssg_dmi.settings import load_settings
 
 from .servers import threaded

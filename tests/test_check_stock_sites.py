@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ssg_dmi.themes import (
+from ssg_dmi.audit.themes import (
     BuiltBy,
     Generator,
     built_by,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import random
 import struct
 import subprocess
@@ -16,18 +15,20 @@ from PIL import Image
 
 from ssg_dmi.errors import ContainerError
 from ssg_dmi.images.containers import Metadata, bmff
-from tests.images import srgb_icc
-from tests.readers import (
+
+from .container_bytes import ICC, mutated
+from .images import busy_picture, encode
+from .readers import (
     PLUS,
     SAMPLE_RIGHTS,
     SAMPLE_XMP,
+    decoded,
     exiftool,
     needs_exiftool,
     pyexiv2_exif,
     pyexiv2_xmp,
 )
 
-ICC = srgb_icc()
 OLD_XMP = (
     b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
     b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
@@ -53,29 +54,17 @@ NEW_EXIF = _exif(gps=False)
 OLD_EXIF = _exif(gps=True)
 
 
-def _picture(mode: str) -> Image.Image:
-    data = bytes((i * 37 + i // 96) % 256 for i in range(64 * 48 * len(mode)))
-    return Image.frombytes(mode, (64, 48), data)
-
-
 @functools.cache
 def _source(name: str) -> bytes:
     """Pillow's AVIF: "plain" has no metadata; the others carry GPS EXIF and an old XMP."""
     options: dict[str, object] = {} if name == "plain" else {"exif": OLD_EXIF, "xmp": OLD_XMP}
     if name == "icc":
         options["icc_profile"] = ICC
-    out = io.BytesIO()
-    _picture("RGBA" if name == "rgba" else "RGB").save(out, "AVIF", quality=60, **options)
-    return out.getvalue()
+    picture = busy_picture("RGBA" if name == "rgba" else "RGB", (64, 48))
+    return encode(picture, "AVIF", quality=60, **options)
 
 
 SOURCES = ["plain", "dirty", "rgba", "icc"]
-
-
-def _decoded(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 def _assert_clean(out: bytes) -> None:
@@ -267,7 +256,7 @@ def test_write_round_trips_and_is_idempotent(name: str, exif: bytes | None) -> N
 @pytest.mark.parametrize("name", SOURCES)
 def test_pixels_alpha_and_icc_survive(name: str) -> None:
     source = _source(name)
-    before, after = _decoded(source), _decoded(bmff.write(source, SAMPLE_XMP, NEW_EXIF, False))
+    before, after = decoded(source), decoded(bmff.write(source, SAMPLE_XMP, NEW_EXIF, False))
     assert after.mode == before.mode == ("RGBA" if name == "rgba" else "RGB")
     assert after.tobytes() == before.tobytes()
     assert after.info.get("icc_profile") == before.info.get("icc_profile")
@@ -325,7 +314,7 @@ def test_cleans_a_file_exiftool_wrote(tmp_path: Path) -> None:
     out = bmff.write(source, SAMPLE_XMP, NEW_EXIF, False)
     _assert_clean(out)
     assert bmff.write(out, SAMPLE_XMP, NEW_EXIF, False) == out
-    assert _decoded(out).tobytes() == _decoded(source).tobytes()
+    assert decoded(out).tobytes() == decoded(source).tobytes()
     path.write_bytes(out)
     (tags,) = exiftool(path, args=EXIF_VIEW)
     assert tags["XMP-plus:DataMining"] == PLUS + "DMI-PROHIBITED"
@@ -338,11 +327,11 @@ def test_cleans_a_file_exiftool_wrote(tmp_path: Path) -> None:
 @pytest.mark.parametrize("layout", LAYOUTS.values(), ids=LAYOUTS.keys())
 def test_layouts(layout: Layout) -> None:
     source = _build(layout)
-    pixels = _decoded(source).tobytes()  # libavif accepts the hand-built file
-    assert pixels == _decoded(_source("plain")).tobytes()
+    pixels = decoded(source).tobytes()  # libavif accepts the hand-built file
+    assert pixels == decoded(_source("plain")).tobytes()
     assert bmff.read(source) == Metadata(OLD_XMP, OLD_EXIF)
     out = bmff.write(source, SAMPLE_XMP, NEW_EXIF, False)
-    assert _decoded(out).tobytes() == pixels
+    assert decoded(out).tobytes() == pixels
     assert bmff.read(out) == Metadata(SAMPLE_XMP, NEW_EXIF)
     assert bmff.write(out, SAMPLE_XMP, NEW_EXIF, False) == out
     _assert_clean(out)
@@ -452,10 +441,8 @@ def test_random_damage_raises_only_container_error() -> None:
         _build(Layout(iloc_version=2, sizes=(4, 8, 4, 4))),
     ]
     for _ in range(400):
-        data = bytearray(rng.choice(sources))
-        for _ in range(rng.randint(1, 4)):
-            # Structure lives in the first few hundred bytes; hit it more often than pixels.
-            data[rng.randrange(min(len(data), 500))] = rng.randrange(256)
+        # Structure lives in the first few hundred bytes; hit it more often than pixels.
+        data = mutated(rng, rng.choice(sources), 4, within=500)
         for call in (lambda d: bmff.read(d), lambda d: bmff.write(d, SAMPLE_XMP, NEW_EXIF, False)):
             with contextlib.suppress(ContainerError):
-                call(bytes(data))
+                call(data)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,22 +22,10 @@ from ssg_dmi.images.containers import Format
 from ssg_dmi.images.tagging import tag_bytes
 from ssg_dmi.policy import DMI, ImagePolicy
 from ssg_dmi.settings import QUALITY_DEFAULTS
-from tests.images import SECRET, camera_file, encode, pattern
-from tests.readers import PLUS, SAMPLE_XMP, exiftool, needs_exiftool
 
-
-def _jpeg_segment(marker: int, body: bytes) -> bytes:
-    return bytes((0xFF, marker)) + (len(body) + 2).to_bytes(2, "big") + body
-
-
-def _png_chunk(kind: bytes, body: bytes, crc: int | None = None) -> bytes:
-    good = zlib.crc32(kind + body)
-    return (
-        len(body).to_bytes(4, "big")
-        + kind
-        + body
-        + (good if crc is None else crc).to_bytes(4, "big")
-    )
+from .container_bytes import jpeg_segment, png_chunk
+from .images import SECRET, camera_file, encode, pattern
+from .readers import PLUS, SAMPLE_XMP, exiftool, needs_exiftool
 
 
 def _before(data: bytes, marker: bytes, insert: bytes) -> bytes:
@@ -85,7 +72,7 @@ def _adobe_cut_short() -> bytes:
 
 def _app12_with_ff00() -> bytes:
     """A Ducky APP12 into which a writer put 0xFF00 without updating the length."""
-    segment = _jpeg_segment(0xEC, b"Ducky\x00\x01\x00\x04\x00\x00\x00\x50\x00\x00")
+    segment = jpeg_segment(0xEC, b"Ducky\x00\x01\x00\x04\x00\x00\x00\x50\x00\x00")
     broken = segment[:9] + b"\xff\x00" + segment[9:]
     return _before(JPEG, DQT, broken)
 
@@ -104,8 +91,8 @@ def _gif_junk_between_frames() -> bytes:
     return GIF[:second] + b"\x00junk" + GIF[second:]
 
 
-BAD_TEXT = _png_chunk(b"tEXt", b"Comment\x00hi", 1234)
-BAD_PRIVATE = _png_chunk(b"prVt", b"\x01\x02", 99)
+BAD_TEXT = png_chunk(b"tEXt", b"Comment\x00hi", 1234)
+BAD_PRIVATE = png_chunk(b"prVt", b"\x01\x02", 99)
 
 
 @dataclass(frozen=True)
@@ -205,9 +192,9 @@ def test_jpeg_output_drops_the_junk_and_keeps_the_scan(case: Case) -> None:
         BAD_TEXT,
         # Gamma 1.0: with a good CRC Chromium 156 draws grey 128 as 188; with this bad CRC
         # it draws 128, as without the chunk. Browsers drop it, so the output does too.
-        _png_chunk(b"gAMA", (100000).to_bytes(4, "big"), 7),
+        png_chunk(b"gAMA", (100000).to_bytes(4, "big"), 7),
         # An orientation browsers never applied must not start applying in the output.
-        _png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03" + bytes(8), 7),
+        png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03" + bytes(8), 7),
     ],
     ids=["tEXt", "gAMA", "eXIf"],
 )
@@ -228,7 +215,7 @@ def test_png_bad_crc_before_idat_dropped_then_pillow_reads_it(bad: bytes) -> Non
 def test_png_old_xmp_with_bad_crc_is_ignored_and_dropped() -> None:
     old = b"<x:xmpmeta>OldTool</x:xmpmeta>"
     body = b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + old
-    data = _before_chunk(PLAIN_PNG, b"IDAT", _png_chunk(b"iTXt", body, 7))
+    data = _before_chunk(PLAIN_PNG, b"IDAT", png_chunk(b"iTXt", body, 7))
     assert containers.read(Format.PNG, data).xmp is None
     out = containers.write(Format.PNG, data, SAMPLE_XMP, None, True)
     assert out.count(b"XML:com.adobe.xmp") == 1 and b"OldTool" not in out
@@ -237,11 +224,11 @@ def test_png_old_xmp_with_bad_crc_is_ignored_and_dropped() -> None:
 
 def test_png_damaged_compressed_xmp_with_bad_crc_reads_as_none() -> None:
     body = b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + b"not zlib at all"  # compressed
-    data = _before_chunk(PLAIN_PNG, b"IDAT", _png_chunk(b"iTXt", body, 7))
+    data = _before_chunk(PLAIN_PNG, b"IDAT", png_chunk(b"iTXt", body, 7))
     assert containers.read(Format.PNG, data).xmp is None
     # With a good CRC the same chunk is a corrupt file, as before.
     with pytest.raises(ContainerError, match="corrupt"):
-        containers.read(Format.PNG, _before_chunk(PLAIN_PNG, b"IDAT", _png_chunk(b"iTXt", body)))
+        containers.read(Format.PNG, _before_chunk(PLAIN_PNG, b"IDAT", png_chunk(b"iTXt", body)))
 
 
 # ------------------------------------------------------------ through the tagging step
@@ -286,9 +273,9 @@ def test_exiftool_reads_the_data_mining_tag(tmp_path: Path) -> None:
     ("fmt", "data"),
     [
         # 0xFF00 inside an APP segment whose length counts it: segment data, never a marker.
-        (Format.JPEG, _before(JPEG, DQT, _jpeg_segment(0xEC, b"Ducky\x00\xff\x00\x01"))),
+        (Format.JPEG, _before(JPEG, DQT, jpeg_segment(0xEC, b"Ducky\x00\xff\x00\x01"))),
         # An Adobe APP14 shorter than 12 bytes, its length saying so.
-        (Format.JPEG, _before(JPEG, DQT, _jpeg_segment(0xEE, b"Adobe\x00\x64"))),
+        (Format.JPEG, _before(JPEG, DQT, jpeg_segment(0xEE, b"Adobe\x00\x64"))),
         # An extension with an unknown label and valid sub-blocks is passed through.
         (Format.GIF, GIF[:-1] + b"\x21\x99\x03abc\x02de\x00;"),
         # Bytes after the RIFF chunk are not part of the WebP (dropped).

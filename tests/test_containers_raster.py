@@ -16,18 +16,20 @@ from PIL import Image, PngImagePlugin
 
 from ssg_dmi.errors import ContainerError
 from ssg_dmi.images.containers import Metadata, jpeg, png, riff
-from tests.images import srgb_icc
-from tests.readers import (
+
+from .container_bytes import ICC, jpeg_segment, mutated, png_chunk
+from .images import busy_picture, encode
+from .readers import (
     PLUS,
     SAMPLE_RIGHTS,
     SAMPLE_XMP,
     exiftool,
     needs_exiftool,
+    pixels,
     pyexiv2_exif,
     pyexiv2_xmp,
 )
 
-ICC = srgb_icc()
 OLD_XMP = (
     b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF'
     b' xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about=""'
@@ -50,32 +52,12 @@ NEW_EXIF = _exif(gps=False).tobytes().removeprefix(b"Exif\x00\x00")
 GPS_EXIF = _exif(gps=True)
 
 
-def _picture(mode: str = "RGB") -> Image.Image:
-    size = (32, 24)
-    data = bytes((i * 37 + i // 96) % 256 for i in range(size[0] * size[1] * len(mode)))
-    return Image.frombytes(mode, size, data)
-
-
-def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
-    out = io.BytesIO()
-    image.save(out, fmt, **options)
-    return out.getvalue()
-
-
-def _jpeg_segment(marker: int, body: bytes) -> bytes:
-    return bytes((0xFF, marker)) + (len(body) + 2).to_bytes(2, "big") + body
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
-
-
 # An IPTC-IIM caption (2:120) inside a Photoshop image resource block.
-APP13 = _jpeg_segment(
+APP13 = jpeg_segment(
     0xED, b"Photoshop 3.0\x008BIM\x04\x04\x00\x00\x00\x00\x00\x09\x1c\x02x\x00\x04Kept\x00"
 )
-COM = _jpeg_segment(0xFE, b"a comment")
-EXTENDED_XMP = _jpeg_segment(
+COM = jpeg_segment(0xFE, b"a comment")
+EXTENDED_XMP = jpeg_segment(
     0xE1,
     b"http://ns.adobe.com/xmp/extension/\x00"
     + b"0123456789ABCDEF0123456789ABCDEF"
@@ -88,11 +70,11 @@ EXTENDED_XMP = _jpeg_segment(
 def jpeg_source(mode: str = "RGB", **options: object) -> bytes:
     """An MPO (MPF APP2, secondary image with its own GPS after EOI) with GPS EXIF, XMP and
     ICC, plus IPTC, a comment and ExtendedXMP added by hand."""
-    data = _save(
-        _picture(mode),
+    data = encode(
+        busy_picture(mode),
         "MPO",
         save_all=True,
-        append_images=[_picture(mode)],
+        append_images=[busy_picture(mode)],
         exif=GPS_EXIF,
         xmp=OLD_XMP,
         icc_profile=ICC,
@@ -109,19 +91,21 @@ def png_source() -> bytes:
     info.add_itxt("XML:com.adobe.xmp", OLD_XMP.decode())
     info.add_text("Comment", "kept only with keep_other")
     info.add_text("Raw profile type exif", "\nexif\n  4\n00000000\n", zip=True)
-    data = _save(_picture(), "PNG", exif=GPS_EXIF, icc_profile=ICC, pnginfo=info)
+    data = encode(busy_picture(), "PNG", exif=GPS_EXIF, icc_profile=ICC, pnginfo=info)
     # Pillow writes no tIME, so add one after IHDR by hand (IHDR chunk is 25 bytes).
-    t_ime = _png_chunk(b"tIME", b"\x07\xe8\x01\x02\x03\x04\x05")
+    t_ime = png_chunk(b"tIME", b"\x07\xe8\x01\x02\x03\x04\x05")
     return data[:33] + t_ime + data[33:]
 
 
 def webp_source() -> bytes:
-    return _save(_picture(), "WEBP", exif=GPS_EXIF, xmp=OLD_XMP, icc_profile=ICC, lossless=True)
+    return encode(
+        busy_picture(), "WEBP", exif=GPS_EXIF, xmp=OLD_XMP, icc_profile=ICC, lossless=True
+    )
 
 
 def webp_animated() -> bytes:
     frames = [Image.new("RGB", (32, 24), colour) for colour in ("red", "green", "blue")]
-    return _save(
+    return encode(
         frames[0],
         "WEBP",
         save_all=True,
@@ -157,15 +141,6 @@ CASES = [
 IDS = [case.name for case in CASES]
 
 
-def _pixels(data: bytes) -> list[bytes]:
-    with Image.open(io.BytesIO(data)) as image:
-        frames = []
-        for index in range(getattr(image, "n_frames", 1)):
-            image.seek(index)
-            frames.append(image.mode.encode() + image.tobytes())
-        return frames
-
-
 @pytest.mark.filterwarnings("ignore:Image appears to be a malformed MPO file")
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_write_round_trips_keeps_pixels_and_icc_and_is_idempotent(case: Case) -> None:
@@ -178,13 +153,13 @@ def test_write_round_trips_keeps_pixels_and_icc_and_is_idempotent(case: Case) ->
     assert case.module.read(case.module.write(source, SAMPLE_XMP, None, True)) == Metadata(
         SAMPLE_XMP, None
     )
-    expected = _pixels(source)
+    expected = pixels(source)
     if case.module is jpeg:
         # The MPF secondary image is dropped on purpose; only the primary image stays. (Pillow
         # reads its own CMYK MPO as a plain JPEG, so count MPF segments, not frames.)
         assert source.count(b"MPF\x00") == 1 and b"MPF\x00" not in out
         expected = expected[:1]
-    assert _pixels(out) == expected
+    assert pixels(out) == expected
     with Image.open(io.BytesIO(out)) as image:
         assert image.info["icc_profile"] == ICC
     assert out.count(b"<x:xmpmeta") == 1
@@ -240,25 +215,25 @@ def test_png_keep_other_controls_text_and_time_never_raw_profiles(keep_other: bo
 
 
 def test_png_reads_compressed_xmp_and_refuses_bombs() -> None:
-    base = _save(_picture(), "PNG")
-    ztxt = _png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + zlib.compress(SAMPLE_XMP))
+    base = encode(busy_picture(), "PNG")
+    ztxt = png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + zlib.compress(SAMPLE_XMP))
     assert png.read(base[:33] + ztxt + base[33:]).xmp == SAMPLE_XMP
     itxt = b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + zlib.compress(SAMPLE_XMP)
-    assert png.read(base[:33] + _png_chunk(b"iTXt", itxt) + base[33:]).xmp == SAMPLE_XMP
-    corrupt = _png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00not zlib")
+    assert png.read(base[:33] + png_chunk(b"iTXt", itxt) + base[33:]).xmp == SAMPLE_XMP
+    corrupt = png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00not zlib")
     with pytest.raises(ContainerError, match="corrupt"):
         png.read(base[:33] + corrupt + base[33:])
-    truncated = _png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + zlib.compress(SAMPLE_XMP)[:-9])
+    truncated = png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + zlib.compress(SAMPLE_XMP)[:-9])
     with pytest.raises(ContainerError, match="truncated"):
         png.read(base[:33] + truncated + base[33:])
     bomb = zlib.compress(b" " * (17 * 1024 * 1024), 9)
     with pytest.raises(ContainerError, match="inflates"):
-        png.read(base[:33] + _png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + bomb) + base[33:])
+        png.read(base[:33] + png_chunk(b"zTXt", b"XML:com.adobe.xmp\x00\x00" + bomb) + base[33:])
 
 
 def test_png_apng_metadata_goes_before_first_fctl() -> None:
     frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "blue")]
-    source = _save(frames[0], "PNG", save_all=True, append_images=frames[1:], default_image=False)
+    source = encode(frames[0], "PNG", save_all=True, append_images=frames[1:], default_image=False)
     out = png.write(source, SAMPLE_XMP, None, False)
     assert out.index(b"iTXt") < out.index(b"fcTL") < out.index(b"IDAT")
     with Image.open(io.BytesIO(out)) as image:
@@ -286,7 +261,7 @@ def _fourccs(data: bytes) -> list[bytes]:
 
 SIMPLE_WEBP = [
     pytest.param(Image.new("RGB", (33, 17), "red"), {"quality": 80}, b"VP8 ", 0x0C, id="vp8"),
-    pytest.param(_picture("RGBA"), {"lossless": True}, b"VP8L", 0x1C, id="vp8l-alpha"),
+    pytest.param(busy_picture("RGBA"), {"lossless": True}, b"VP8L", 0x1C, id="vp8l-alpha"),
 ]
 
 
@@ -294,13 +269,13 @@ SIMPLE_WEBP = [
 def test_webp_simple_files_get_a_vp8x(
     image: Image.Image, options: dict[str, object], bitstream: bytes, flags: int
 ) -> None:
-    source = _save(image, "WEBP", **options)
+    source = encode(image, "WEBP", **options)
     assert _fourccs(source) == [bitstream]
     out = riff.write(source, SAMPLE_XMP, NEW_EXIF, False)
     assert _fourccs(out) == [b"VP8X", bitstream, b"EXIF", b"XMP "]
     assert _vp8x(out) == (flags, *image.size)
     assert int.from_bytes(out[4:8], "little") == len(out) - 8
-    assert _pixels(out) == _pixels(source)
+    assert pixels(out) == pixels(source)
     without_exif = riff.write(out, SAMPLE_XMP, None, False)
     assert _vp8x(without_exif)[0] == flags & ~0x08
     assert _fourccs(without_exif) == [b"VP8X", bitstream, b"XMP "]
@@ -312,7 +287,7 @@ def test_webp_simple_files_are_read_by_exiftool(
     image: Image.Image, options: dict[str, object], bitstream: bytes, flags: int, tmp_path: Path
 ) -> None:
     path = tmp_path / "out.webp"
-    path.write_bytes(riff.write(_save(image, "WEBP", **options), SAMPLE_XMP, NEW_EXIF, False))
+    path.write_bytes(riff.write(encode(image, "WEBP", **options), SAMPLE_XMP, NEW_EXIF, False))
     (tags,) = exiftool(path)
     assert tags["XMP-plus:DataMining"] == PLUS + "DMI-PROHIBITED"
     assert tags["IFD0:Artist"] == "Ana Artist"
@@ -336,7 +311,7 @@ def test_webp_animation_survives(tmp_path: Path) -> None:
 
 
 def test_webp_metadata_moves_after_image_data_and_unknown_chunks_last() -> None:
-    source = _save(_picture(), "WEBP", lossless=True, exif=GPS_EXIF)
+    source = encode(busy_picture(), "WEBP", lossless=True, exif=GPS_EXIF)
     body = source[12:]
     vp8x, rest = body[:18], body[18:]
     # Put EXIF first and an unknown odd-sized chunk in the middle.
@@ -350,14 +325,16 @@ def test_webp_metadata_moves_after_image_data_and_unknown_chunks_last() -> None:
 
 
 def test_exif_prefix_in_webp_and_png_is_stripped_on_read() -> None:
-    webp = riff.write(_save(_picture(), "WEBP"), SAMPLE_XMP, b"Exif\x00\x00" + NEW_EXIF, False)
+    webp = riff.write(encode(busy_picture(), "WEBP"), SAMPLE_XMP, b"Exif\x00\x00" + NEW_EXIF, False)
     assert riff.read(webp).exif == NEW_EXIF
-    pngdata = png.write(_save(_picture(), "PNG"), SAMPLE_XMP, b"Exif\x00\x00" + NEW_EXIF, False)
+    pngdata = png.write(
+        encode(busy_picture(), "PNG"), SAMPLE_XMP, b"Exif\x00\x00" + NEW_EXIF, False
+    )
     assert png.read(pngdata).exif == NEW_EXIF
 
 
 def test_jpeg_size_limits_name_the_fix() -> None:
-    source = _save(_picture(), "JPEG")
+    source = encode(busy_picture(), "JPEG")
     big_xmp = SAMPLE_XMP + b" " * (65502 - len(SAMPLE_XMP))
     assert jpeg.read(jpeg.write(source, big_xmp, None, False)).xmp == big_xmp
     with pytest.raises(ContainerError, match="at most 65502"):
@@ -372,7 +349,7 @@ def _bad_inputs() -> list[tuple[str, ModuleType, bytes]]:
     rng = random.Random(1)
     sources = {
         # Not the MPO: cutting its secondary image leaves a valid primary JPEG.
-        "jpeg": (jpeg, _save(_picture(), "JPEG", exif=GPS_EXIF, icc_profile=ICC)),
+        "jpeg": (jpeg, encode(busy_picture(), "JPEG", exif=GPS_EXIF, icc_profile=ICC)),
         "png": (png, png_source()),
         "webp": (riff, webp_source()),
     }
@@ -382,7 +359,7 @@ def _bad_inputs() -> list[tuple[str, ModuleType, bytes]]:
         cases.append((f"{name}-random", module, rng.randbytes(200)))
         for cut in (1, 3, 11, 20, 40, len(data) // 2, len(data) - 1):
             cases.append((f"{name}-cut{cut}", module, data[:cut]))
-    good_jpeg = _save(_picture(), "JPEG")
+    good_jpeg = encode(busy_picture(), "JPEG")
     cases += [
         ("jpeg-length-past-end", jpeg, good_jpeg[:2] + b"\xff\xe1\xff\xf0Exif\x00\x00"),
         ("jpeg-length-too-small", jpeg, good_jpeg[:2] + b"\xff\xe1\x00\x01" + good_jpeg[2:]),
@@ -393,7 +370,7 @@ def _bad_inputs() -> list[tuple[str, ModuleType, bytes]]:
         # (0xFF00 where a marker belongs is junk that libjpeg and Pillow skip: it is
         # tolerated now, see tests/test_containers_lenient.py)
     ]
-    good_png = _save(_picture(), "PNG")
+    good_png = encode(busy_picture(), "PNG")
     past = good_png[:33] + b"\x7f\x00\x00\x00tEXt" + good_png[41:]
     bad_crc = good_png[:29] + bytes([good_png[29] ^ 1]) + good_png[30:]
     cases += [
@@ -403,7 +380,7 @@ def _bad_inputs() -> list[tuple[str, ModuleType, bytes]]:
         ("png-no-iend", png, good_png[:-12]),
         ("png-no-ihdr", png, good_png[:8] + good_png[33:]),
     ]
-    good_webp = _save(_picture(), "WEBP", lossless=True)
+    good_webp = encode(busy_picture(), "WEBP", lossless=True)
     cases += [
         ("webp-riff-size-past-end", riff, good_webp[:4] + b"\xff\xff\x00\x00" + good_webp[8:]),
         ("webp-chunk-past-end", riff, good_webp[:16] + b"\xff\xff\x00\x00" + good_webp[20:]),
@@ -429,19 +406,13 @@ def test_malformed_input_raises_container_error(name: str, module: ModuleType, d
             module.read(data)
 
 
-def _survives(module: ModuleType, data: bytes) -> None:
-    with contextlib.suppress(ContainerError):
-        module.read(data)
-    with contextlib.suppress(ContainerError):
-        module.write(data, SAMPLE_XMP, None, False)
-
-
 @pytest.mark.parametrize("case", [CASES[0], CASES[3], CASES[4]], ids=lambda case: case.name)
 def test_random_corruption_never_escapes_as_another_exception(case: Case) -> None:
     rng = random.Random(case.name)
     source = case.make()
     for _ in range(300):
-        data = bytearray(source)
-        for _ in range(rng.randint(1, 4)):
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        _survives(case.module, bytes(data))
+        data = mutated(rng, source, 4)
+        with contextlib.suppress(ContainerError):
+            case.module.read(data)
+        with contextlib.suppress(ContainerError):
+            case.module.write(data, SAMPLE_XMP, None, False)

@@ -289,7 +289,7 @@ def test_ssg_dmi_check_passes(
 
 @pytest.mark.parametrize("name", SITES)
 def test_ssg_dmi_check_passes_given_the_page_override(built: dict[str, Build], name: str) -> None:
-    from ssg_dmi.audit.check import check_site
+    from ssg_dmi.audit.folder import check_site
     from ssg_dmi.settings import load_config_file
 
     settings = load_config_file(POLICY_TOML)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -32,14 +31,10 @@ from ssg_dmi.sitefiles.headers import (
 )
 from ssg_dmi.sitefiles.render import BEGIN, END, SitePolicy, site_policy
 
-from .servers import stop, wait_until_listening
+from . import servers
+from .servers import free_port, needs_nginx, nginx_config, nginx_syntax, stop
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
-HAVE_NGINX = os.access(NGINX, os.X_OK)
-needs_nginx = pytest.mark.skipif(
-    not HAVE_NGINX, reason="nginx is not installed (apt-get install nginx-light)"
-)
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n"
 POLICY_URL = "https://e.org/tdm-policy.json"
@@ -98,51 +93,23 @@ def make_site(root: Path) -> Path:
     return site
 
 
-def nginx_config(tmp: Path, site: Path, port: int, snippet: Path, add_header: Path) -> str:
-    temps = " ".join(
-        f"{d}_temp_path {tmp / d};" for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""
-worker_processes 1; daemon off; master_process off;
-pid {tmp}/nginx.pid; error_log {tmp}/error.log;
-events {{}}
-http {{
-  access_log off; include /etc/nginx/mime.types; {temps}
-  server {{
-    listen 127.0.0.1:{port}; root {site};
-    include {snippet};
-    # A location with its own add_header drops the server-level ones (nginx inheritance).
-    location /cached/ {{ add_header Cache-Control "max-age=60"; include {add_header}; }}
-  }}
-}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def nginx(tmp: Path, site: Path, policy: SitePolicy, tdm_policy: str | None) -> Iterator[str]:
-    """Run nginx in the foreground on a free loopback port; yield its base URL."""
+def with_snippet(tmp: Path, policy: SitePolicy, tdm_policy: str | None) -> str:
+    """Write the generated snippet and add_header file to ``tmp``; return the server-block
+    lines that include them, as a site's nginx.conf would."""
     tmp.mkdir(parents=True, exist_ok=True)
     snippet, add_header = tmp / NGINX_SNIPPET, tmp / NGINX_ADD_HEADER
     snippet.write_text(nginx_conf(policy, tdm_policy))
     add_header.write_text(nginx_add_header())
-    port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(nginx_config(tmp, site, port, snippet, add_header))
-    base = [NGINX, "-p", str(tmp), "-c", str(conf), "-e", "stderr"]
-    check = subprocess.run([*base, "-t"], capture_output=True, text=True, timeout=20)
-    assert check.returncode == 0, check.stderr
-    proc = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_until_listening(proc, port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
+    return f"""include {snippet};
+    # A location with its own add_header drops the server-level ones (nginx inheritance).
+    location /cached/ {{ add_header Cache-Control "max-age=60"; include {add_header}; }}"""
+
+
+@contextmanager
+def nginx(tmp: Path, site: Path, policy: SitePolicy, tdm_policy: str | None) -> Iterator[str]:
+    """nginx serving ``site`` with the generated header config; its base URL, without ``/``."""
+    with servers.nginx(tmp, site, with_snippet(tmp, policy, tdm_policy)) as url:
+        yield url.removesuffix("/")
 
 
 def get(url: str) -> HTTPMessage:
@@ -242,13 +209,11 @@ def test_nginx_accepts_the_snippet_for_every_value(dmi: DMI, tmp_path: Path) -> 
         "rules": [*GALLERY, {"path": "a b/**", "dmi": "DMI-PROHIBITED"}],
     }
     policy = site_policy(load_settings(raw))
-    snippet, add_header = tmp_path / NGINX_SNIPPET, tmp_path / NGINX_ADD_HEADER
-    snippet.write_text(nginx_conf(policy, "https://e.org/p?a=$x"))
-    add_header.write_text(nginx_add_header())
+    server = with_snippet(tmp_path, policy, "https://e.org/p?a=$x")
+    snippet = tmp_path / NGINX_SNIPPET
     conf = tmp_path / "nginx.conf"
-    conf.write_text(nginx_config(tmp_path, make_site(tmp_path), free_port(), snippet, add_header))
-    cmd = [NGINX, "-t", "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"]
-    check = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+    conf.write_text(nginx_config(tmp_path, make_site(tmp_path), free_port(), server))
+    check = nginx_syntax(tmp_path, conf)
     assert check.returncode == 0, check.stderr
     assert "# skipped /a%20b/" in snippet.read_text()  # a space is not put in a server regex
 

@@ -16,24 +16,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ssg_dmi.audit.check import check_site
-from ssg_dmi.audit.checks import (
-    check_candidate,
-    check_img_size,
-    check_page_metas,
-    parse_srcset,
-    read_page,
-)
-from ssg_dmi.build.job import VARIANT_NAME
+from ssg_dmi.audit.folder import check_site
+from ssg_dmi.audit.page_checks import check_candidate, check_img_size, check_page_metas
+from ssg_dmi.audit.page_facts import parse_srcset, read_page
 from ssg_dmi.build.pipeline import run
-from ssg_dmi.build.site import collect_overrides, find_pages, rewrite_pages
+from ssg_dmi.build.site import rewrite_pages
 from ssg_dmi.contract import signals as signals_of
-from ssg_dmi.fsutil import atomic_write, walk_images
+from ssg_dmi.fsutil import atomic_write
+from ssg_dmi.pages.context import ImageInfo, PageContext, Unprocessed, Variant
 from ssg_dmi.pages.encoding import decode_page
-from ssg_dmi.pages.rewrite import ImageInfo, PageContext, Unprocessed, Variant, rewrite
-from ssg_dmi.pages.scan import document_dir, page_dir, resolve_url, site_path
+from ssg_dmi.pages.overrides import collect_overrides
+from ssg_dmi.pages.rewrite import rewrite
+from ssg_dmi.pages.tokens import iter_tags
+from ssg_dmi.pages.urls import document_dir, page_dir, resolve_url, site_path
 from ssg_dmi.policy import DMI
 from ssg_dmi.settings import Settings, load_settings
+from ssg_dmi.walk import VARIANT_NAME, find_pages, walk_images
 
 from .conftest import EXAMPLE, ExampleSites
 
@@ -70,8 +68,6 @@ def page_errors(site: Path, s: Settings) -> list[str]:
 
 
 def img_attrs(html: str, src: str) -> dict[str, str]:
-    from ssg_dmi.pages.scan import iter_tags
-
     for tag in iter_tags(html, frozenset({"img"})):
         if tag.get("src") == src:
             return {k: a.value for k, a in tag.attrs.items()}
@@ -336,7 +332,7 @@ def test_fifos_named_like_pages_and_images_never_block(tmp_path: Path) -> None:
             os.close(fd)
         pytest.fail("a FIFO was opened")
     assert result["pages"] == ["index.html"]
-    assert result["notes"] == ["pipe.html: not a regular file (a FIFO, device or socket); skipped"]
+    assert result["notes"] == ["pipe.html: not a regular file (FIFO, device or socket); skipped"]
     assert result["images"] == ["a.jpg"]
 
 

@@ -82,3 +82,15 @@ def test_mkdocs_config_error_names_the_config_file_given(tmp_path: Path) -> None
     ], done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "site" / "robots.txt").exists()
+
+
+def test_pelican_keeps_a_config_files_exclude_beside_the_theme(tmp_path: Path) -> None:
+    from ssg_dmi.pelican import settings_from_pelican
+
+    (tmp_path / "ssg-dmi.toml").write_text('exclude = ["drafts/**"]\n', encoding="utf-8")
+    settings = settings_from_pelican(
+        {"PATH": str(tmp_path / "content"), "SSG_DMI": {"config_file": "ssg-dmi.toml"}}
+    )
+    assert not settings.matches("drafts/a.jpg")  # the file's exclude is kept
+    assert not settings.matches("theme/img/logo.png")  # and the theme is left alone
+    assert settings.matches("images/a.jpg")

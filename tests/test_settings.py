@@ -14,6 +14,8 @@ from ssg_dmi.settings import (
     glob_to_regex,
     load_config_file,
     load_settings,
+    load_with_file,
+    markdown_table,
 )
 
 
@@ -319,3 +321,103 @@ def test_cli_config_mistake_exit_2_one_line(
     assert err.count("\n") == 1
     assert (site / "index.html").read_text() == "<html><head></head><body></body></html>"
     assert not (site / "robots.txt").exists()
+
+
+# Issue 9: every key is declared once, in the field table; the README, the Settings
+# attributes and the MkDocs options are checked against it (or made from it).
+def test_readme_prints_the_settings_table() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme
+
+
+def test_settings_attributes_are_the_field_table() -> None:
+    from dataclasses import fields
+
+    from ssg_dmi.policy import ImagePolicy
+    from ssg_dmi.settings import DEFAULT, FIELDS, build_policy
+
+    own = {"policy", "rules", "origin", "source"}  # not keys, or parsed against the policy
+    attributes = {f.name for f in fields(Settings)} - own
+    assert attributes == {f.name for f in FIELDS if not f.per_path} - {"rules"}
+    defaults = Settings()
+    assert {name: getattr(defaults, name) for name in attributes} == {
+        name: DEFAULT[name] for name in attributes
+    }
+    assert build_policy({}) == ImagePolicy()  # the per-path keys' defaults are the policy's
+
+
+def test_every_default_and_choice_passes_its_own_parser() -> None:
+    from enum import Enum
+
+    from ssg_dmi.settings import FIELDS
+
+    for f in FIELDS:
+        values = [f.default, *f.shape.choices] if f.default is not None else [*f.shape.choices]
+        for value in values:
+            raw = value.key if isinstance(value, DMI) else value
+            raw = raw.value if isinstance(raw, Enum) else raw
+            raw = list(raw) if isinstance(raw, tuple) else raw
+            parsed = f.parse(f.name, raw)
+            if value is f.default and f.name != "rules":
+                assert parsed == f.default, f.name
+
+
+def test_mkdocs_options_are_the_field_table() -> None:
+    """MkDocs checks the YAML types with its own messages, from the table's shapes."""
+    from mkdocs.config.base import ValidationError
+
+    from ssg_dmi.mkdocs_plugin import DmiConfig
+    from ssg_dmi.settings import FIELDS, SITE_KEYS
+
+    schema = dict(DmiConfig._schema)
+    adapter = {"enabled", "config_file", "theme_images"}
+    assert set(schema) == adapter | set(SITE_KEYS) - {"base_url"}  # base_url: site_url
+    assert schema["cache_dir"].default == Settings().cache_dir
+    for f in FIELDS:
+        if f.name == "base_url":
+            continue
+        option = schema[f.name]
+        sample = f.shape.choices[0] if f.shape.choices else f.shape.types[0]()
+        good = [sample] if f.shape.many else sample
+        assert option.validate(good) == good, f.name
+        with pytest.raises(ValidationError):
+            option.validate(object())
+
+
+def test_theme_globs_are_added_after_the_config_file_exclude(tmp_path: Path) -> None:
+    (tmp_path / "ssg-dmi.toml").write_text('exclude = ["drafts/**"]\njobs = 1\n')
+    raw = {"config_file": "ssg-dmi.toml", "dmi": "DMI-ALLOWED"}
+    got = load_with_file(raw, tmp_path, "mkdocs.yml", also_exclude=["assets/logo.png"])
+    assert got.exclude == ("drafts/**", "assets/logo.png")
+    assert got.source == f"mkdocs.yml + {tmp_path / 'ssg-dmi.toml'}"
+    assert load_with_file({"exclude": "a/**"}, tmp_path, "x", also_exclude=["b"]).exclude == (
+        "a/**",
+        "b",
+    )
+    with pytest.raises(ConfigError, match="x: `exclude`: expected a list of globs, got 3"):
+        load_with_file({"exclude": 3}, tmp_path, "x", also_exclude=["b"])
+
+
+def test_mkdocs_plugin_loads_the_settings_once_complete(tmp_path: Path) -> None:
+    """The theme's files are excluded by loading the settings again with them, not by
+    changing a validated Settings; the pool is sized by the settings (config_file too)."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.md").write_text("# Home\n")
+    (tmp_path / "ssg-dmi.toml").write_text('exclude = ["drafts/**"]\njobs = 1\n')
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: T\nplugins:\n  - ssg-dmi:\n      config_file: ssg-dmi.toml\n"
+        f"      cache_dir: {tmp_path / 'cache'}\n"
+    )
+    config = load_config(str(tmp_path / "mkdocs.yml"), site_dir=str(tmp_path / "site"))
+    config.plugins.on_startup(command="build", dirty=False)
+    plugin = config.plugins["ssg-dmi"]
+    try:
+        build(config)
+        assert plugin.executor is None  # jobs = 1 in the config file: no pool
+        assert plugin.settings.exclude[0] == "drafts/**"
+        assert "img/favicon.ico" in plugin.settings.exclude  # the mkdocs theme's own
+    finally:
+        config.plugins.on_shutdown()

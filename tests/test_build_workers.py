@@ -1,0 +1,122 @@
+"""``ssg-dmi build`` with more than one image or worker: the same bytes at two paths are one
+job; a process pool or a thread pool gives the bytes of one serial worker.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+from ssg_dmi.build.pipeline import plan_jobs, run
+from ssg_dmi.images.pixels import pixel_limit
+from ssg_dmi.settings import load_settings
+
+from .builds import (
+    CACHED,
+    build,
+    copy_site,
+    settings,
+    tree,
+    variants_of,
+)
+from .images import (
+    encode,
+    half_transparent,
+    jpeg,
+    photo,
+)
+
+# --- dedupe, and the process pool ---------------------------------------------------------
+
+
+def test_same_bytes_at_two_paths_is_one_job_placed_twice(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    for folder in ("a", "b", "gallery"):
+        (site / folder).mkdir(parents=True)
+    data = jpeg(photo((300, 200)))
+    for rel in ("a/p.jpg", "b/p.jpg", "gallery/p.jpg"):
+        (site / rel).write_bytes(data)
+    config = settings(
+        widths=[100, 200], formats=["webp"], rules=[{"path": "gallery/*", "dmi": "DMI-ALLOWED"}]
+    )
+    jobs, errors = plan_jobs(site, config, None)
+    assert errors == {}
+    assert sorted(j.relpaths for j in jobs) == [("a/p.jpg", "b/p.jpg"), ("gallery/p.jpg",)]
+    report = run(site, config, progress=False)
+    assert report.summary["sources"] == 2 and report.summary["images"] == 3
+    a, b = report.images["a/p.jpg"], report.images["b/p.jpg"]
+    assert [Path(v["path"]).name for v in a["variants"]] == [
+        Path(v["path"]).name for v in b["variants"]
+    ]
+    assert len(a["variants"]) == 2
+    for rel in ("a/p.jpg", "b/p.jpg", "gallery/p.jpg"):
+        made = variants_of(site, rel)
+        assert len(made) == 2, rel
+        assert sorted(str(p.relative_to(site)) for p in made) == sorted(
+            v["path"] for v in report.images[rel]["variants"]
+        )
+    assert (site / "a/p.jpg").read_bytes() == (site / "b/p.jpg").read_bytes()
+    assert (site / "a/p.jpg").read_bytes() != (site / "gallery/p.jpg").read_bytes()
+
+
+def test_default_process_pool_gives_the_same_bytes_as_one_worker(tmp_path: Path) -> None:
+    pristine = tmp_path / "pristine"
+    pristine.mkdir()
+    for n in range(4):
+        (pristine / f"p{n}.jpg").write_bytes(jpeg(photo((240 + 20 * n, 160))))
+    (pristine / "clear.png").write_bytes(encode(half_transparent((200, 100)), "PNG"))
+    values = {"widths": [64, 128], "formats": ["webp", "jpeg"]}
+    pooled = copy_site(pristine, tmp_path / "pooled")
+    # executor=None: run() makes its own process pool (jobs = 2 even on a one-core machine).
+    config = load_settings({**values, "jobs": 2})
+    report = run(pooled, config, cache_dir=tmp_path / "cache", progress=False)
+    serial = copy_site(pristine, tmp_path / "serial")
+    expected = build(serial, None, **values)
+    assert report.images == expected.images and report.errors == {}
+    assert tree(pooled) == tree(serial)
+    assert report.summary["sources"] == 5
+
+
+def test_pixel_limit_leaves_pillow_and_warnings_as_found_across_threads() -> None:
+    limit, filters = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:  # a worker opening one image...
+        with pixel_limit(1000):
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def second() -> None:  # ...while another worker opens the next one
+        a_in.wait(5)
+        with pixel_limit(1000):
+            b_in.set()
+            a_out.wait(5)
+
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    after = Image.MAX_IMAGE_PIXELS, list(warnings.filters)
+    Image.MAX_IMAGE_PIXELS, warnings.filters[:] = limit, filters
+    assert after == (limit, filters)
+
+
+def test_thread_pool_executor_gives_the_same_outputs(tmp_path: Path, pristine: Path) -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    filters = list(warnings.filters)
+    try:
+        site = copy_site(pristine, tmp_path / "threads")
+        with ThreadPoolExecutor(2) as pool:
+            report = run(site, settings(**CACHED), executor=pool, progress=False)
+    finally:  # a threaded build must not leave these changed (they are process-wide)
+        Image.MAX_IMAGE_PIXELS = limit
+        warnings.filters[:] = filters
+    serial = copy_site(pristine, tmp_path / "serial")
+    assert report.images == build(serial, None, **CACHED).images
+    assert tree(site) == tree(serial)
