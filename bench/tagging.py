@@ -14,11 +14,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from ssg_dmi.fsutil import walk_images
 from ssg_dmi.images import containers
 from ssg_dmi.images.tagging import tag_bytes
 from ssg_dmi.policy import ImagePolicy, Rights
 from ssg_dmi.settings import QUALITY_DEFAULTS
+from ssg_dmi.walk import walk_images
 
 POLICY = ImagePolicy(
     rights=Rights(
