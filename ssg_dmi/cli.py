@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @dataclass(frozen=True)
-class Job:
+class TagTarget:
     """One image to tag: where it is read, where it goes, its path for the rules."""
 
     source: Path
@@ -112,7 +112,7 @@ class Job:
     relpath: str
 
 
-def collect(paths: Sequence[Path], out: Path | None) -> tuple[list[Job], list[str]]:
+def collect(paths: Sequence[Path], out: Path | None) -> tuple[list[TagTarget], list[str]]:
     """The images named on the command line; problems with the arguments themselves."""
     jobs, problems = [], []
     for arg in paths:
@@ -120,10 +120,10 @@ def collect(paths: Sequence[Path], out: Path | None) -> tuple[list[Job], list[st
             for path in walk_images(arg, skip=out):
                 rel = path.relative_to(arg)
                 target = out / rel if out else path
-                jobs.append(Job(path, target, rel.as_posix()))
+                jobs.append(TagTarget(path, target, rel.as_posix()))
         elif arg.exists() or arg.is_symlink():
             target = out / arg.name if out else arg
-            jobs.append(Job(arg, target, arg.name))
+            jobs.append(TagTarget(arg, target, arg.name))
         else:
             problems.append(f"{shown(arg)}: no such file or folder")
     return jobs, problems

@@ -212,7 +212,7 @@ def run_site(
 
             def overrides(rel: str) -> Mapping[str, Any] | None:
                 value = image_values.get(rel)
-                return {"dmi": value.key} if value is not None else None
+                return {"dmi": value} if value is not None else None
 
             stage = ""
             images = run(

@@ -83,7 +83,10 @@ def creators(key: str, value: Any) -> tuple[str, ...]:
 
 
 def dmi_value(key: str, value: Any) -> DMI:
-    """A PLUS DataMining value: its key (any case) or its full URI."""
+    """A PLUS DataMining value: its key (any case) or its full URI, or one already parsed
+    (a page's override, read by the build: not turned back into text to be parsed again)."""
+    if isinstance(value, DMI):
+        return value
     try:
         return DMI.parse(value) if isinstance(value, str) else DMI.parse(str(value))
     except ValueError:
