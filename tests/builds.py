@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from ssg_dmi.build.pipeline import Report, run
+from ssg_dmi.build.pipeline import run
+from ssg_dmi.build.report import Report
 from ssg_dmi.cli import main
 from ssg_dmi.settings import Settings, load_settings
 

@@ -21,42 +21,11 @@ from ..policy import ImagePolicy
 from ..settings import Settings
 from ..walk import site_images, variant_source
 from .cache import Cache, sha256
+from .report import ImageResult, OriginalFile, Report, Summary, VariantFile
 from .job import Job, JobResult, Options, alias_keys, run_job, variant_path
 from .workers import Progress, Workers, execute
 
 log = logging.getLogger("ssg_dmi.build.pipeline")
-
-
-@dataclass
-class Report:
-    """What a build did: per image its outputs, and a summary."""
-
-    images: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
-    notes: dict[str, list[str]] = field(default_factory=dict)
-    summary: dict[str, int] = field(default_factory=dict)
-    # Build-wide problems that did not stop it (a cache that cannot be written).
-    warnings: list[str] = field(default_factory=list)
-    # Files passed over on purpose (links leading outside the site, FIFOs), one line each.
-    skipped: list[str] = field(default_factory=list)
-    # Our variants from earlier builds that this build's outputs replace: removed by
-    # `remove_stale` once pages point at the new ones.
-    stale: list[str] = field(default_factory=list)
-
-    def as_json(self, ascii_only: bool = False) -> str:
-        """The report as JSON (the HTML rewriter and ``--report`` read this)."""
-        data = {
-            "images": self.images,
-            "errors": self.errors,
-            "notes": self.notes,
-            "summary": self.summary,
-        }
-        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=ascii_only)
-
-    @property
-    def untagged(self) -> int:
-        """How many images are left without our tags."""
-        return len(self.errors)
 
 
 def discover(
@@ -208,7 +177,7 @@ def stale_variants(report: Report, existing: Mapping[str, list[str]]) -> list[st
     """Our variants beside each processed image that its new outputs do not include."""
     stale = []
     for rel, entry in report.images.items():
-        keep = {v["path"] for v in entry["variants"]}
+        keep = {v.path for v in entry.variants}
         stale += [old for old in existing.get(rel, ()) if old not in keep]
     return sorted(stale)
 
@@ -244,22 +213,9 @@ def _bar(total: int, enabled: bool | None) -> Any:
 
 
 def _fill(report: Report, results: list[JobResult]) -> None:
-    totals = dict.fromkeys(
-        [
-            "images",
-            "sources",
-            "variants",
-            "reencoded",
-            "cache_hits",
-            "files_written",
-            "bytes_before",
-            "bytes_after",
-            "variant_bytes",
-        ],
-        0,
-    )
+    totals = Summary()
     for result in sorted(results, key=lambda r: r.relpaths[0]):
-        totals["sources"] += 1
+        totals.sources += 1
         for rel in result.relpaths:
             if result.notes:
                 report.notes[rel] = list(result.notes)
@@ -267,36 +223,27 @@ def _fill(report: Report, results: list[JobResult]) -> None:
                 report.errors[rel] = result.error
                 continue
             original, *made = result.outputs
-            report.images[rel] = {
-                "original": {
-                    "path": rel,
-                    "width": original.width,
-                    "height": original.height,
-                    "format": original.format,
-                    "bytes": original.bytes,
-                    "reencoded": result.reencoded,
-                },
-                "variants": [
-                    {
-                        "path": variant_path(rel, v),
-                        "width": v.width,
-                        "height": v.height,
-                        "format": v.format,
-                        "bytes": v.bytes,
-                    }
-                    for v in made
-                ],
-            }
-            totals["images"] += 1
-            totals["variants"] += len(made)
-            totals["bytes_after"] += original.bytes
-            totals["variant_bytes"] += sum(v.bytes for v in made)
-        totals["bytes_before"] += result.source_bytes * len(result.relpaths)
+            report.images[rel] = ImageResult(
+                OriginalFile(
+                    rel,
+                    original.width,
+                    original.height,
+                    original.format,
+                    original.bytes,
+                    result.reencoded,
+                ),
+                [VariantFile(variant_path(rel, v), v.width, v.height, v.format, v.bytes) for v in made],
+            )
+            totals.images += 1
+            totals.variants += len(made)
+            totals.bytes_after += original.bytes
+            totals.variant_bytes += sum(v.bytes for v in made)
+        totals.bytes_before += result.source_bytes * len(result.relpaths)
         # Re-encoded in this run: a warm rebuild that took them from the cache re-encoded none.
-        totals["reencoded"] += result.reencoded and not result.cache_hit
-        totals["cache_hits"] += result.cache_hit
-        totals["files_written"] += result.written
-    totals["errors"] = len(report.errors)
+        totals.reencoded += result.reencoded and not result.cache_hit
+        totals.cache_hits += result.cache_hit
+        totals.files_written += result.written
+    totals.errors = len(report.errors)
     report.summary = totals
 
 

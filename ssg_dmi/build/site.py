@@ -28,7 +28,8 @@ from ..settings import Settings
 from ..sitefiles.render import site_policy
 from ..sitefiles.writer import write_site_files
 from ..walk import VARIANT_NAME, find_pages, passed_over
-from .pipeline import Report, remove_stale, run
+from .pipeline import remove_stale, run
+from .report import Report
 from .workers import Workers, sigterm_interrupts
 
 log = logging.getLogger("ssg_dmi.build.site")
@@ -50,10 +51,10 @@ class SiteReport:
         """One line: images, pages and site files."""
         s = self.images.summary
         return (
-            f"ssg-dmi: {s['images']} images tagged ({s['reencoded']} re-encoded), "
-            f"{s['errors']} untagged; originals {s['bytes_before'] / 1e6:.1f} -> "
-            f"{s['bytes_after'] / 1e6:.1f} MB; {s['variants']} variants, "
-            f"{s['variant_bytes'] / 1e6:.1f} MB; {s['cache_hits']}/{s['sources']} from cache; "
+            f"ssg-dmi: {s.images} images tagged ({s.reencoded} re-encoded), "
+            f"{s.errors} untagged; originals {s.bytes_before / 1e6:.1f} -> "
+            f"{s.bytes_after / 1e6:.1f} MB; {s.variants} variants, "
+            f"{s.variant_bytes / 1e6:.1f} MB; {s.cache_hits}/{s.sources} from cache; "
             f"{len(self.pages)} pages ({self.pages_changed} changed); "
             f"site files written: {', '.join(self.site_files) or 'none (unchanged)'}"
         )
@@ -62,16 +63,13 @@ class SiteReport:
 def _image_infos(report: Report) -> dict[str, pagehtml.ImageInfo]:
     infos = {}
     for rel, entry in report.images.items():
-        original = entry["original"]
-        if not original["width"]:
+        original = entry.original
+        if not original.width:
             continue  # SVG: no intrinsic raster size, nothing to add
         variants = tuple(
-            pagehtml.Variant(v["path"], v["width"], v["height"], v["format"])
-            for v in entry["variants"]
+            pagehtml.Variant(v.path, v.width, v.height, v.format) for v in entry.variants
         )
-        infos[rel] = pagehtml.ImageInfo(
-            original["width"], original["height"], original["format"], variants
-        )
+        infos[rel] = pagehtml.ImageInfo(original.width, original.height, original.format, variants)
     return infos
 
 
