@@ -479,3 +479,23 @@ def test_a_read_only_site_is_one_line_per_file_not_a_traceback(
     assert any(line.startswith("warning: robots.txt: cannot write") for line in lines), err
     assert "2 untagged" in out
     assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+
+
+def test_each_page_is_read_once_per_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ssg_dmi.pages import overrides
+
+    reads: list[str] = []
+    real = overrides.read_page
+
+    def counting(site: Path, rel: str):  # type: ignore[no-untyped-def]
+        reads.append(rel)
+        return real(site, rel)
+
+    monkeypatch.setattr(overrides, "read_page", counting)
+    site = make_site(tmp_path / "site", ["a.jpg"], (300, 200))
+    for i in range(3):
+        (site / f"p{i}.html").write_text(f'<p><img src="img/a.jpg" data-dmi="DMI-ALLOWED">{i}</p>')
+    assert cli(capsys, *build_args(site, "--jobs", "1", "--no-cache"))[0] == 0
+    assert sorted(reads) == ["index.html", "p0.html", "p1.html", "p2.html"]

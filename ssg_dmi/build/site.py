@@ -21,7 +21,7 @@ from ..errors import BuildInterrupted, ConfigError
 from ..fsutil import atomic_write, shown
 from ..pages import rewrite as pagehtml
 from ..pages.head import declare_dmi, keep_ratio
-from ..pages.overrides import collect_overrides, dmi_value, read_page
+from ..pages.overrides import PageStore, collect_overrides, dmi_value
 from ..pages.scan import scan
 from ..policy import DMI
 from ..settings import Settings
@@ -80,17 +80,20 @@ def rewrite_pages(
     report: Report,
     page_values: Mapping[str, DMI],
     page_dmi: Mapping[str, str] | None = None,
+    store: PageStore | None = None,
 ) -> tuple[int, list[str]]:
     """Rewrite every page's images and head; returns how many files changed, and one
     warning line per page left unchanged (unreadable, undecodable, unwritable) and per
     local image that got no srcset for a reason worth fixing (missing, untagged, outside
     ``base_url``). Each page is written back in its own encoding."""
     infos = _image_infos(report)
+    store = store or PageStore(site, budget=0)
     formats = tuple(dict.fromkeys((*settings.formats, "avif", "webp", "jpeg", "png")))
     changed = 0
     notes: list[str] = []
     for rel in pages:
-        page = read_page(site, rel)
+        page = store.get(rel)
+        store.drop(rel)
         if isinstance(page, str):
             notes.append(f"{shown(rel)}: {page}; left unchanged")
             continue
@@ -204,8 +207,10 @@ def run_site(
         with sigterm_interrupts():
             skipped_pages: list[str] = []
             pages = find_pages(site, skipped_pages)
+            # Each page is read and decoded once: the rewrite reuses what this pass read.
+            store = PageStore(site)
             page_values, image_values, notes = collect_overrides(
-                site, pages, page_dmi, settings.base_url
+                site, pages, page_dmi, settings.base_url, store
             )
 
             def overrides(rel: str) -> Mapping[str, Any] | None:
@@ -230,7 +235,7 @@ def run_site(
             result.warnings += images.warnings
             if settings.rewrite_html:
                 result.pages_changed, page_warnings = rewrite_pages(
-                    site, pages, settings, images, page_values, page_dmi
+                    site, pages, settings, images, page_values, page_dmi, store
                 )
                 result.warnings += page_warnings
             stage = "writing site files"

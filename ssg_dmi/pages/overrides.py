@@ -19,6 +19,34 @@ from .encoding import PageText, decode_page
 from .scan import scan
 
 
+class PageStore:
+    """Pages read from a site, each read and decoded once per build: the overrides pass and
+    the rewrite pass share them, up to ``budget`` characters held (beyond that a page is
+    read again when asked for, so a site of any size builds in bounded memory)."""
+
+    def __init__(self, site: Path, budget: int = 64 << 20) -> None:
+        self.site, self.budget = site, budget
+        self._held: dict[str, PageText | str] = {}
+        self._size = 0
+
+    def get(self, rel: str) -> PageText | str:
+        """The page (see :func:`read_page`)."""
+        page = self._held.get(rel)
+        if page is None:
+            page = read_page(self.site, rel)
+            size = len(page.text) if isinstance(page, PageText) else 0
+            if self._size + size <= self.budget:
+                self._held[rel] = page
+                self._size += size
+        return page
+
+    def drop(self, rel: str) -> None:
+        """Forget a page once it is rewritten."""
+        page = self._held.pop(rel, None)
+        if isinstance(page, PageText):
+            self._size -= len(page.text)
+
+
 def read_page(site: Path, rel: str) -> PageText | str:
     """The page's text in its own encoding, or why it cannot be read or decoded."""
     try:
@@ -72,12 +100,14 @@ def collect_overrides(
     pages: list[str],
     page_dmi: Mapping[str, str] | None,
     base_url: str,
+    store: PageStore | None = None,
 ) -> tuple[dict[str, DMI], dict[str, DMI], list[str]]:
     """Page and image DMI overrides of the pages of ``site``. Returns (pages, images,
     notes); a page that cannot be read is passed over (the rewrite says why)."""
     found = Overrides()
+    store = store or PageStore(site, budget=0)
     for rel in pages:
-        page = read_page(site, rel)
+        page = store.get(rel)
         if isinstance(page, str):
             continue
         found.add(rel, *page_values(page.text, rel, base_url, (page_dmi or {}).get(rel)))
