@@ -6,13 +6,11 @@ The only module that walks the site and drives workers; the per-image work is in
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,8 @@ from ..policy import ImagePolicy
 from ..settings import Settings
 from ..walk import site_images, variant_source
 from .cache import Cache, sha256
-from .report import ImageResult, OriginalFile, Report, Summary, VariantFile
 from .job import Job, JobResult, Options, alias_keys, run_job, variant_path
+from .report import ImageResult, OriginalFile, Report, Summary, VariantFile
 from .workers import Progress, Workers, execute
 
 log = logging.getLogger("ssg_dmi.build.pipeline")
@@ -232,7 +230,10 @@ def _fill(report: Report, results: list[JobResult]) -> None:
                     original.bytes,
                     result.reencoded,
                 ),
-                [VariantFile(variant_path(rel, v), v.width, v.height, v.format, v.bytes) for v in made],
+                [
+                    VariantFile(variant_path(rel, v), v.width, v.height, v.format, v.bytes)
+                    for v in made
+                ],
             )
             totals.images += 1
             totals.variants += len(made)
