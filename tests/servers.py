@@ -1,4 +1,4 @@
-"""Starting and stopping the servers the tests run on loopback (nginx, python)."""
+"""Starting and stopping the servers the tests run on loopback (nginx, Caddy, python)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ import pytest
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(
     not os.access(NGINX, os.X_OK), reason="nginx is not installed (apt-get install nginx-light)"
+)
+
+CADDY = shutil.which("caddy") or "/usr/bin/caddy"
+needs_caddy = pytest.mark.skipif(
+    not os.access(CADDY, os.X_OK), reason="Caddy is not installed (apt-get install caddy)"
 )
 
 
@@ -105,6 +110,62 @@ def nginx(tmp: Path, site: Path, server: str = "") -> Iterator[str]:
     assert check.returncode == 0, check.stderr
     cmd = [NGINX, "-p", str(tmp), "-c", str(conf), "-e", "stderr"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_listening(proc, port)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        stop(proc)
+
+
+def caddy_config(site: Path, port: int, site_block: str = "") -> str:
+    """A Caddyfile serving ``site`` over plain HTTP on loopback ``port``, with ``site_block``
+    added to its site block before ``file_server``: no admin endpoint, no automatic HTTPS
+    (so no certificates and no network)."""
+    return f"""{{
+\tadmin off
+\tauto_https off
+}}
+http://127.0.0.1:{port} {{
+\tbind 127.0.0.1
+\troot * {site}
+\t{site_block}
+\tfile_server
+}}
+"""
+
+
+def caddy_env(tmp: Path) -> dict[str, str]:
+    """Caddy's environment: its data and config folders (autosave, storage) under ``tmp``."""
+    return {
+        **os.environ,
+        "HOME": str(tmp),
+        "XDG_DATA_HOME": str(tmp / "data"),
+        "XDG_CONFIG_HOME": str(tmp / "config"),
+    }
+
+
+def caddy_validate(tmp: Path, caddyfile: Path) -> subprocess.CompletedProcess[str]:
+    """``caddy validate``: Caddy's verdict on ``caddyfile`` and every file it imports (the
+    config is adapted and every module provisioned, regexes compiled, nothing served)."""
+    cmd = [CADDY, "validate", "--config", str(caddyfile), "--adapter", "caddyfile"]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=30, check=False, env=caddy_env(tmp)
+    )
+
+
+@contextmanager
+def caddy(tmp: Path, site: Path, site_block: str = "") -> Iterator[str]:
+    """Caddy (``caddy run``, in the foreground) on a free loopback port serving ``site``
+    (``site_block`` added to its site block, see ``caddy_config``); yields its base URL,
+    ending in ``/``."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    caddyfile = tmp / "Caddyfile"
+    caddyfile.write_text(caddy_config(site, port, site_block))
+    cmd = [CADDY, "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=caddy_env(tmp)
+    )
     try:
         wait_until_listening(proc, port)
         yield f"http://127.0.0.1:{port}/"

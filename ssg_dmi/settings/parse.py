@@ -17,7 +17,7 @@ from ..policy import DMI, MetadataMode
 
 Parser = Callable[[str, Any], Any]
 
-HOSTS = ("netlify", "cloudflare", "apache", "nginx")
+HOSTS = ("netlify", "cloudflare", "apache", "nginx", "caddy")
 QUALITY_DEFAULTS = {"jpeg": 82, "webp": 80, "avif": 60}
 VARIANT_FORMATS = ("avif", "webp", "jpeg", "png")
 ORIGINALS = ("optimize", "tag")

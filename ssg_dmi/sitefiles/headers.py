@@ -4,10 +4,10 @@ The tools that build training sets read response headers, not ai.txt or HTML met
 img2dataset refuses an image whose ``X-Robots-Tag`` says ``noai``/``noimageai``, Spawning's
 datadiligence reads ``X-Robots-Tag`` and ``tdm-reservation``. A static generator cannot send
 headers itself, so this module writes each host's config: ``_headers`` (Netlify, Cloudflare
-Pages), ``.htaccess`` (Apache ``mod_headers``) and an nginx snippet. Every response (images,
-pages, everything else) gets the headers of the most specific matching rule, as in
-robots.txt: ``X-Robots-Tag``, ``tdm-reservation``, ``tdm-policy`` (when reserved and
-configured) and ``Content-Usage``, per :mod:`ssg_dmi.contract`.
+Pages), ``.htaccess`` (Apache ``mod_headers``), an nginx snippet and a Caddyfile snippet.
+Every response (images, pages, everything else) gets the headers of the most specific
+matching rule, as in robots.txt: ``X-Robots-Tag``, ``tdm-reservation``, ``tdm-policy``
+(when reserved and configured) and ``Content-Usage``, per :mod:`ssg_dmi.contract`.
 
 GitHub Pages cannot send custom headers at all. A site hosted there still carries the
 opt-out in the files themselves (the XMP ``plus:DataMining`` value in every image), in the
@@ -31,6 +31,7 @@ from .render import SitePolicy, merge_section
 HEADERS = ("X-Robots-Tag", "tdm-reservation", "tdm-policy", "Content-Usage")
 NGINX_SNIPPET = "ssg-dmi.nginx.conf"
 NGINX_ADD_HEADER = "ssg-dmi.add_header.nginx.conf"
+CADDY_SNIPPET = "ssg-dmi.caddy"
 # Values that restrict nothing, to replace a broader rule's value where a host cannot unset.
 _NEUTRAL = {"X-Robots-Tag": "all", "tdm-reservation": "0"}
 _VARS = {name: "$ssg_dmi_" + name.lower().replace("-", "_") for name in HEADERS}
@@ -172,6 +173,72 @@ def nginx_conf(site: SitePolicy, tdm_policy: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _caddy_value(value: str) -> str:
+    """A header value as a quoted Caddyfile token. ``{`` would start a Caddy placeholder and
+    ``"``/``\\`` end or escape the token: percent-encoded, as the one free-form value (the
+    ``tdm-policy`` URL) means the same URL that way; the contract's values hold none of them."""
+    for char in '\\"{}':
+        value = value.replace(char, f"%{ord(char):02X}")
+    return f'"{value}"'
+
+
+def _may_overlap(a: str, b: str) -> bool:
+    """Whether two robots.txt patterns can match one path (False only when provably not)."""
+    if "*" in a or "*" in b:
+        return True
+    a, b = a.removesuffix("$"), b.removesuffix("$")
+    return a.startswith(b) or b.startswith(a)
+
+
+def caddy_conf(site: SitePolicy, tdm_policy: str | None) -> str:
+    """A Caddyfile snippet to ``import`` inside a site block.
+
+    Caddy runs every ``header`` directive whose matcher matches, in an order of its own (it
+    sorts directives), so the most specific rule cannot simply come last as in nginx.
+    Instead each rule gets a named matcher that excludes every more specific rule with other
+    values (``not path_regexp``): at most one set of values applies to a request, whatever
+    the order. ``path_regexp`` matches the decoded, cleaned path, case-sensitively, as nginx's
+    ``$uri ~``. The headers are set when the request arrives, so they are on every response
+    of the site block (errors included, as nginx's ``always``) and take over no request
+    handling.
+    """
+    lines = [
+        f"# Caddy headers by ssg-dmi. Site-wide data-mining policy: {site.dmi.key}.",
+        "# Each rule applies only where no more specific rule with other values does, so the",
+        "# order Caddy puts the header directives in does not matter. Use, in a site block:",
+        "#   example.com {",
+        "#       root * /srv/site",
+        f"#       import /srv/site/{CADDY_SNIPPET}",
+        "#       file_server",
+        "#   }",
+    ]
+    layers = []
+    for pattern, dmi in site.layers():
+        rx = "" if pattern == "/" else _regex(pattern)
+        if rx is None:
+            lines.append(f"# skipped {pattern}: path characters not supported here")
+        else:
+            layers.append((pattern, rx, dmi))
+    for i, (pattern, rx, dmi) in enumerate(layers):
+        values = header_values(dmi, tdm_policy)
+        body = [f"\t{name} {_caddy_value(value)}" for name, value in values.items() if value]
+        if not body:  # nothing to send on these paths (the more specific rules still apply)
+            continue
+        matcher = [f"\tpath_regexp {rx}"] if rx else []
+        matcher += [
+            f"\tnot path_regexp {other_rx}"
+            for other, other_rx, other_dmi in layers[i + 1 :]
+            if header_values(other_dmi, tdm_policy) != values and _may_overlap(pattern, other)
+        ]
+        header = "header {"
+        if matcher:
+            name = f"@ssg_dmi_{i}"
+            lines += [f"# {pattern}: {dmi.key}", f"{name} {{", *matcher, "}"]
+            header = f"header {name} {{"
+        lines += [header, *body, "}"]
+    return "\n".join(lines) + "\n"
+
+
 def host_files(
     site: SitePolicy, settings: Settings, read: Callable[[str], str | None]
 ) -> dict[str, str]:
@@ -186,4 +253,6 @@ def host_files(
     if "nginx" in hosts:
         out[NGINX_SNIPPET] = nginx_conf(site, settings.tdm_policy)
         out[NGINX_ADD_HEADER] = nginx_add_header()
+    if "caddy" in hosts:
+        out[CADDY_SNIPPET] = caddy_conf(site, settings.tdm_policy)
     return out
