@@ -48,6 +48,21 @@ demo: install
 	@echo "Serve one:     python3 -m http.server -d $(DEMO_OUT)/mkdocs 8000"
 	@echo "Read tags:     exiftool -G1 -XMP-plus:all -XMP-dc:all $(DEMO_OUT)/mkdocs/images"
 
+# Opt-in C2PA (README "C2PA (Content Credentials)"): the demo's MkDocs site signed with an
+# UNTRUSTED test chain, read back by `check` and `inspect`.
+C2PA_TEST = $(DEMO_OUT)/c2pa-test
+.PHONY: demo-c2pa
+demo-c2pa: demo
+	@echo "== 6. C2PA, opt-in: the MkDocs site signed with an UNTRUSTED test chain"
+	$(VENV)/bin/ssg-dmi c2pa test-cert "$(C2PA_TEST)"
+	@{ cat example-site/ssg-dmi.toml; printf '\n[c2pa]\ncert = "%s"\nkey = "%s"\n' \
+	  "$(C2PA_TEST)/untrusted-test-chain.pem" "$(C2PA_TEST)/untrusted-test-key.pem"; } \
+	  > "$(C2PA_TEST)/ssg-dmi.toml"
+	cp -r "$(DEMO_OUT)/mkdocs" "$(DEMO_OUT)/mkdocs-signed"
+	$(VENV)/bin/ssg-dmi build "$(DEMO_OUT)/mkdocs-signed" --config "$(C2PA_TEST)/ssg-dmi.toml" --no-cache
+	$(VENV)/bin/ssg-dmi check "$(DEMO_OUT)/mkdocs-signed" --config "$(C2PA_TEST)/ssg-dmi.toml"
+	$(VENV)/bin/ssg-dmi inspect "$(DEMO_OUT)/mkdocs-signed/images/cups.jpg"
+
 # ssg-dmi build against @11ty/eleventy-img on ~55 real images: see bench/README.md.
 bench: install
 	bash ../shared/corpus/wallpapers.sh .cache/bench-corpus

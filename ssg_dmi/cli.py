@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also check a MkDocs/Pelican theme's own images, which the plugins leave alone",
     )
+
+    c2pa = sub.add_parser("c2pa", help="C2PA signing helpers")
+    c2pa_sub = c2pa.add_subparsers(dest="c2pa_command", required=True, parser_class=_Parser)
+    test_cert = c2pa_sub.add_parser(
+        "test-cert", help="write an UNTRUSTED ES256 test chain and key, for trying [c2pa] out"
+    )
+    test_cert.add_argument("dir", type=Path, metavar="DIR", help="folder to write them into")
     return parser
 
 
@@ -252,7 +259,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         except OSError as exc:
             results.append({"path": shown(path), "error": f"cannot read ({exc.strerror or exc})"})
             continue
-        results.append(inspect_bytes(data, shown(path)).as_dict())
+        result = inspect_bytes(data, shown(path)).as_dict()
+        if result.get("format"):
+            result["c2pa"] = _c2pa_summary(data, result["format"])
+        results.append(result)
     bad = [r for r in results if r.get("error") or not r.get("dmi") or r.get("private")]
     if args.json:
         json.dump(results, sys.stdout, indent=2, ensure_ascii=False)
@@ -261,6 +271,18 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         for r in results:
             print(_describe(r))
     return EXIT_FINDINGS if bad else EXIT_OK
+
+
+def _c2pa_summary(data: bytes, fmt: str) -> dict[str, object] | None:
+    """The file's C2PA manifest, read back (None: it has none)."""
+    from .images.containers import Format
+    from .images.provenance_read import read_if_signed, summary
+
+    try:
+        facts = read_if_signed(data, Format(fmt))
+    except ImportError:
+        return {"state": "unread: pip install 'ssg-dmi[c2pa]'"}
+    return None if facts is None else summary(facts)
 
 
 def _describe(r: Mapping[str, object]) -> str:
@@ -274,6 +296,14 @@ def _describe(r: Mapping[str, object]) -> str:
         lines += [f"  {key}: {value}" for key, value in rights.items()]
     private = r.get("private")
     lines.append(f"  private fields: {', '.join(private) if private else 'none'}")  # type: ignore[arg-type]
+    c2pa = r.get("c2pa")
+    if isinstance(c2pa, dict):
+        signer = " (signer untrusted)" if c2pa.get("untrusted_signer") else ""
+        failures = f", failures: {', '.join(c2pa['failures'])}" if c2pa.get("failures") else ""
+        lines.append(f"  C2PA: {c2pa['state']}{signer}{failures}")
+        for label, uses in c2pa.get("training_mining", {}).items():
+            said = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in sorted(uses.items()))
+            lines.append(f"    {label}: {said}")
     return "\n".join(lines)
 
 
@@ -317,6 +347,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if report.errors else EXIT_OK
 
 
+def cmd_c2pa(args: argparse.Namespace) -> int:
+    """``c2pa test-cert DIR``: an untrusted chain and key, and the [c2pa] table to use them."""
+    try:
+        from .images.untrusted_chain import write_test_chain
+
+        chain, key = write_test_chain(args.dir)
+    except ImportError:
+        print("ssg-dmi: error: install the extra: pip install 'ssg-dmi[c2pa]'", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"ssg-dmi: error: {shown(args.dir)}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"wrote {shown(chain)} and {shown(key)}: an UNTRUSTED test chain (readers will say the "
+        "signer is untrusted); never publish a site signed with it.\nAdd to ssg-dmi.toml:\n"
+        f'[c2pa]\ncert = "{shown(chain)}"\nkey = "{shown(key)}"'
+    )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ssg-dmi`` console script."""
     args = build_parser().parse_args(argv)
@@ -329,7 +379,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("PIL").setLevel(logging.CRITICAL)
     try:
-        commands = {"tag": cmd_tag, "build": cmd_build, "cache": cmd_cache, "check": cmd_check}
+        commands = {
+            "tag": cmd_tag,
+            "build": cmd_build,
+            "cache": cmd_cache,
+            "check": cmd_check,
+            "c2pa": cmd_c2pa,
+        }
         return commands.get(args.command, cmd_inspect)(args)
     except ConfigError as exc:
         print(f"ssg-dmi: config error: {exc}", file=sys.stderr)

@@ -16,6 +16,8 @@ CODES = {
     "image-wrong-dmi": "its plus:DataMining differs from what its path/page policy requires",
     "image-private-metadata": "GPS, serials, owner, maker notes or a thumbnail survived",
     "image-unreadable": "the file's container or metadata cannot be read",
+    "image-c2pa-wrong": "its C2PA training-mining assertion differs from the policy, or the "
+    "manifest no longer matches the bytes",
     "page-dmi-invalid": '<meta name="ssg-dmi"> or data-dmi holds no DataMining value',
     "page-robots-meta": '<meta name="robots"> missing, doubled or without the directives',
     "page-tdm-meta": '<meta name="tdm-reservation"> / "tdm-policy" missing or wrong',

@@ -12,6 +12,7 @@ from ..images import containers
 from ..images.containers import Format
 from ..images.facts import inspect_bytes
 from ..images.pixels import exif_orientation, pixel_limit
+from ..images.provenance_read import problems, read_if_signed
 from ..policy import DMI
 from .findings import Finding
 
@@ -31,7 +32,19 @@ def check_image(data: bytes, path: str, want: DMI) -> list[Finding]:
     if found.private:
         message = f"still carries private metadata: {', '.join(found.private)}"
         out.append(Finding("image-private-metadata", path, message))
-    return out
+    return out + _c2pa_findings(data, path, Format(found.format or "svg"), want)
+
+
+def _c2pa_findings(data: bytes, path: str, fmt: Format, want: DMI) -> list[Finding]:
+    """A C2PA manifest that disagrees with the policy or no longer matches the bytes."""
+    try:
+        facts = read_if_signed(data, fmt)
+    except ImportError:
+        message = "may hold a C2PA manifest; pip install 'ssg-dmi[c2pa]' to check it"
+        return [Finding("image-c2pa-wrong", path, message, "warning")]
+    if facts is None:
+        return []
+    return [Finding("image-c2pa-wrong", path, message) for message in problems(facts, want)]
 
 
 def pixel_width(source: bytes | str) -> int | None:

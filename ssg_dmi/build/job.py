@@ -19,11 +19,13 @@ from ..fsutil import atomic_write
 from ..images import pixels, variants
 from ..images.containers import Format
 from ..images.optimize import pays, worth_reencoding
+from ..images.provenance import RESIZED, Signing, sign
 from ..images.tagging import TagPlan, keeps_pixels, plan, reencode_to_tag, reencoded_note
 from ..policy import ImagePolicy
 from .cache import Cache, Output, fingerprint, make_key, sha256
 
 VARIANT_FORMATS = {"webp": Format.WEBP, "jpeg": Format.JPEG, "png": Format.PNG, "avif": Format.AVIF}
+NO_SVG_C2PA = "not signed with C2PA: ssg-dmi signs raster images only"
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,12 @@ class Options:
     originals: str
     max_pixels: int
     srgb: bool
+    c2pa: Signing | None = None  # sign the outputs (C2PA); None: the default, no signing
 
     def key_parts(self) -> dict[str, Any]:
-        """The values that go into the cache key."""
-        return {
+        """The values that go into the cache key: the signing certificate's fingerprint,
+        never the key (and no c2pa part at all when not signing, so caches stay valid)."""
+        parts: dict[str, Any] = {
             "widths": list(self.widths),
             "formats": list(self.formats),
             "quality": dict(sorted(self.quality.items())),
@@ -47,6 +51,10 @@ class Options:
             "max_pixels": self.max_pixels,
             "srgb": self.srgb,
         }
+        if self.c2pa is not None:
+            c2pa = self.c2pa
+            parts["c2pa"] = [c2pa.fingerprint, c2pa.alg, c2pa.tsa_url, c2pa.apply_to]
+        return parts
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,7 @@ def render(
     """
     notes: list[str] = []
     tags: TagPlan | None = None
+    source = data
     try:
         tags = plan(data, policy, name)
         lossless = tags.write(data, upright=False)
@@ -137,6 +146,8 @@ def render(
         fallback = True
     fmt = tags.format
     if fmt is Format.SVG:
+        if options.c2pa is not None:
+            tags = dataclasses.replace(tags, notes=(*tags.notes, NO_SVG_C2PA))
         return [_output("original", lossless, 0, 0, "svg")], tags, False
     im = pixels.open_image(data, fmt, options.max_pixels)
     frames = pixels.count_frames(im, options.max_pixels)
@@ -178,12 +189,40 @@ def render(
             still, widths, formats, options.quality, original=(size[0], fmt.value)
         )
     notes += made.notes
+    title = PurePosixPath(name).name
+    if options.c2pa is not None:  # last: the signature covers the final bytes
+        original = _signed(original, fmt, tags, options.c2pa, (source, fmt, title), notes)
+        outputs = [_output("original", original, size[0], size[1], fmt.value)]
     for variant in variants.drop_useless(made.variants, len(original), size[0]):
-        tagged = tags.write(variant.data, VARIANT_FORMATS[variant.format], upright=True)
+        vfmt = VARIANT_FORMATS[variant.format]
+        tagged = tags.write(variant.data, vfmt, upright=True)
+        if options.c2pa is not None and options.c2pa.apply_to == "all":
+            parent = (original, fmt, title)
+            tagged = _signed(tagged, vfmt, tags, options.c2pa, parent, notes, RESIZED)
         outputs.append(_output("variant", tagged, variant.width, variant.height, variant.format))
     if notes:
         tags = dataclasses.replace(tags, notes=(*tags.notes, *notes))
     return [(o, d) for o, d in outputs], tags, reencoded
+
+
+def _signed(
+    data: bytes,
+    fmt: Format,
+    tags: TagPlan,
+    signing: Signing,
+    parent: tuple[bytes, Format, str],
+    notes: list[str],
+    action: str = "c2pa.edited.metadata",
+) -> bytes:
+    """``data`` with its C2PA manifest; when the SDK refuses the file, the file as tagged
+    (its opt-out matters more than its signature) and a note saying so."""
+    try:
+        return sign(data, fmt, tags.policy, signing, parent=parent, action=action)
+    except ImageError as exc:
+        note = f"{exc}; left tagged but unsigned"
+        if note not in notes:
+            notes.append(note)
+        return data
 
 
 def _formats_for(im: Any, wanted: tuple[str, ...]) -> tuple[str, ...]:

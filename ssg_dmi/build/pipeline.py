@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write, shown
+from ..images.provenance import load_signing
 from ..policy import ImagePolicy
 from ..settings import Settings
 from ..walk import site_images, variant_source
@@ -61,6 +62,7 @@ def plan_jobs(
         originals=settings.originals,
         max_pixels=settings.max_pixels,
         srgb=settings.srgb,
+        c2pa=load_signing(settings.c2pa) if settings.c2pa is not None else None,
     )
     groups: dict[tuple[str, int, ImagePolicy], list[str]] = {}
     errors: dict[str, str] = {}
