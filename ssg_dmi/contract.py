@@ -31,7 +31,9 @@ class Signals:
     ai_txt_disallow: bool | None  # ai.txt: True Disallow /, False Allow /, None no rule
     blocked: frozenset[AgentClass]  # robots.txt agent classes given Disallow: /
     content_signal: str | None  # Cloudflare Content-Signal value
-    content_usage: str | None  # IETF aipref Content-Usage value (robots.txt line and header)
+    # IETF aipref Content-Usage value (draft-ietf-aipref-vocab-08: only the labels train-ai,
+    # ai-use and search, each y/n): the response header, and robots.txt lines when asked.
+    content_usage: str | None
     x_robots_tag: str | None  # X-Robots-Tag header value
 
     @property
@@ -48,7 +50,7 @@ _EXCEPT_SEARCH = Signals(
     ai_txt_disallow=True,
     blocked=_ALL_AI,
     content_signal="search=yes, ai-input=no, ai-train=no",
-    content_usage="train-ai=n, search=y",
+    content_usage="train-ai=n, ai-use=n, search=y",
     x_robots_tag="noai, noimageai",
 )
 # Training is out; answering users (AI search, agents) is not restricted.
@@ -70,11 +72,12 @@ CONTRACT: dict[DMI, Signals] = {
         ai_txt_disallow=False,
         blocked=frozenset(),
         content_signal="search=yes, ai-input=yes, ai-train=yes",
-        content_usage="train-ai=y, search=y",
+        content_usage="train-ai=y, ai-use=y, search=y",
         x_robots_tag=None,
     ),
     DMI.PROHIBITED_AIMLTRAINING: _TRAINING_ONLY,
-    # aipref has no label for generative training alone; train-ai=n is the nearest safe one.
+    # aipref's train-ai is the training of generative models; for the broader "AI/ML training"
+    # it is the nearest label, and both leave ai-use (generative input) unrestricted.
     DMI.PROHIBITED_GENAIMLTRAINING: _TRAINING_ONLY,
     DMI.PROHIBITED_EXCEPTSEARCHENGINEINDEXING: _EXCEPT_SEARCH,
     # Search engines are still not blocked in robots.txt (only an explicit
@@ -85,7 +88,7 @@ CONTRACT: dict[DMI, Signals] = {
         ai_txt_disallow=True,
         blocked=_ALL_AI,
         content_signal="search=no, ai-input=no, ai-train=no",
-        content_usage="train-ai=n, search=n",
+        content_usage="train-ai=n, ai-use=n, search=n",
         x_robots_tag="noai, noimageai",
     ),
     # "Prohibited, see …": withheld like the default; the constraint or rights expression

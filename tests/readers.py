@@ -105,3 +105,22 @@ def pyexiv2_exif(data: bytes) -> dict[str, Any]:
     with pyexiv2.ImageData(data) as img:
         result: dict[str, Any] = img.read_exif()
     return result
+
+
+AIPREF_LABELS = ("train-ai", "ai-use", "search")  # draft-ietf-aipref-vocab-08, all of them
+
+
+def content_usage(value: str) -> dict[str, str]:
+    """An aipref ``Content-Usage`` value read by an RFC 9651 Structured Fields parser
+    (``http-sf``) as a Dictionary, checked against draft-ietf-aipref-vocab-08: only its three
+    labels, each a bare token ``y`` or ``n`` (anything else a reader ignores as unknown)."""
+    import http_sf
+
+    parsed = http_sf.parse(value.encode("ascii"), tltype="dictionary")
+    out: dict[str, str] = {}
+    for label, (item, params) in parsed.items():
+        assert label in AIPREF_LABELS, f"{label!r} is not a vocab-08 label: {value!r}"
+        assert isinstance(item, http_sf.Token) and str(item) in ("y", "n"), (label, item)
+        assert not params, (label, params)
+        out[label] = str(item)
+    return out

@@ -249,7 +249,8 @@ def broken(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     untag(site)
     edit(site / "index.html", " 960w", " 961w")
-    edit(site / "_headers", "Content-Usage: train-ai=n, search=y", "Content-Usage: 100%")
+    usage = "Content-Usage: train-ai=n, ai-use=n, search=y"
+    edit(site / "_headers", usage, "Content-Usage: 100%")
     return site
 
 

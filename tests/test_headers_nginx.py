@@ -32,6 +32,7 @@ from ssg_dmi.sitefiles.headers import (
 from ssg_dmi.sitefiles.render import BEGIN, END, SitePolicy, site_policy
 
 from . import servers
+from .readers import content_usage
 from .servers import free_port, needs_nginx, nginx_config, nginx_syntax, stop
 
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
@@ -39,6 +40,8 @@ JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xf
 PNG = b"\x89PNG\r\n\x1a\n"
 POLICY_URL = "https://e.org/tdm-policy.json"
 GALLERY = [{"path": "gallery/**", "dmi": "DMI-ALLOWED"}]
+# The default value's Content-Usage (draft-ietf-aipref-vocab-08), as a parsed dictionary.
+EXCEPT_SEARCH = {"train-ai": "n", "ai-use": "n", "search": "y"}
 
 
 def is_disallowed_by_img2dataset(headers: HTTPMessage, token: str = "img2dataset") -> bool:
@@ -140,7 +143,7 @@ def test_default_policy_headers_refuse_scrapers(serve: Callable[..., Any]) -> No
             headers = get(url + path)
             assert headers.get_all("X-Robots-Tag") == ["noai, noimageai"], path
             assert headers["tdm-reservation"] == "1" and headers["tdm-policy"] == POLICY_URL
-            assert headers["Content-Usage"] == "train-ai=n, search=y"
+            assert content_usage(headers["Content-Usage"]) == EXCEPT_SEARCH
             assert not XRobotsTagHeader().is_allowed(headers=headers)
             assert not TDMRepHeader().is_allowed(headers=headers)
             assert is_disallowed_by_img2dataset(headers)
@@ -155,7 +158,11 @@ def test_allowed_policy_headers_let_scrapers_in(serve: Callable[..., Any]) -> No
             headers = get(url + path)
             assert "X-Robots-Tag" not in headers and "tdm-policy" not in headers
             assert headers["tdm-reservation"] == "0"
-            assert headers["Content-Usage"] == "train-ai=y, search=y"
+            assert content_usage(headers["Content-Usage"]) == {
+                "train-ai": "y",
+                "ai-use": "y",
+                "search": "y",
+            }
             assert XRobotsTagHeader().is_allowed(headers=headers)
             assert TDMRepHeader().is_allowed(headers=headers)
             assert not is_disallowed_by_img2dataset(headers)
@@ -181,7 +188,12 @@ def test_gallery_override_is_honoured(serve: Callable[..., Any]) -> None:
         assert TDMRepHeader().is_allowed(headers=gallery)
         assert not is_disallowed_by_img2dataset(gallery)
         assert is_disallowed_by_img2dataset(top) and not TDMRepHeader().is_allowed(headers=top)
-        assert get(url + "/b.png")["Content-Usage"] == "train-ai=n, search=n"
+        assert content_usage(get(url + "/b.png")["Content-Usage"]) == {
+            "train-ai": "n",
+            "ai-use": "n",
+            "search": "n",
+        }
+        assert content_usage(top["Content-Usage"]) == EXCEPT_SEARCH
 
 
 @needs_nginx
@@ -231,31 +243,32 @@ def policy(**raw: Any) -> SitePolicy:
         (
             {"tdm_policy": POLICY_URL},
             "/*\n  X-Robots-Tag: noai, noimageai\n  tdm-reservation: 1\n"
-            f"  tdm-policy: {POLICY_URL}\n  Content-Usage: train-ai=n, search=y\n",
+            f"  tdm-policy: {POLICY_URL}\n  Content-Usage: train-ai=n, ai-use=n, search=y\n",
         ),
         (
             {"dmi": "DMI-ALLOWED"},
-            "/*\n  tdm-reservation: 0\n  Content-Usage: train-ai=y, search=y\n",
+            "/*\n  tdm-reservation: 0\n  Content-Usage: train-ai=y, ai-use=y, search=y\n",
         ),
         ({"dmi": "DMI-UNSPECIFIED"}, ""),
         (
             {"rules": GALLERY},
             "/*\n  X-Robots-Tag: noai, noimageai\n  tdm-reservation: 1\n"
-            "  Content-Usage: train-ai=n, search=y\n"
+            "  Content-Usage: train-ai=n, ai-use=n, search=y\n"
             "/gallery/*\n  ! X-Robots-Tag\n  ! tdm-reservation\n  ! Content-Usage\n"
-            "  X-Robots-Tag: all\n  tdm-reservation: 0\n  Content-Usage: train-ai=y, search=y\n",
+            "  X-Robots-Tag: all\n  tdm-reservation: 0\n"
+            "  Content-Usage: train-ai=y, ai-use=y, search=y\n",
         ),
         (
             {"base_url": "/docs/", "rules": [{"path": "a/b.png", "dmi": "DMI-PROHIBITED"}]},
             "/docs/*\n  X-Robots-Tag: noai, noimageai\n  tdm-reservation: 1\n"
-            "  Content-Usage: train-ai=n, search=y\n"
+            "  Content-Usage: train-ai=n, ai-use=n, search=y\n"
             "/docs/a/b.png\n  ! X-Robots-Tag\n  ! tdm-reservation\n  ! Content-Usage\n"
             "  X-Robots-Tag: noai, noimageai\n  tdm-reservation: 1\n"
-            "  Content-Usage: train-ai=n, search=n\n"
+            "  Content-Usage: train-ai=n, ai-use=n, search=n\n"
             # its variants (b.png-480w.<hash>.webp) follow the same rule
             "/docs/a/b.png-*\n  ! X-Robots-Tag\n  ! tdm-reservation\n  ! Content-Usage\n"
             "  X-Robots-Tag: noai, noimageai\n  tdm-reservation: 1\n"
-            "  Content-Usage: train-ai=n, search=n\n",
+            "  Content-Usage: train-ai=n, ai-use=n, search=n\n",
         ),
     ],
 )
@@ -284,7 +297,7 @@ def test_netlify_headers_merge_is_idempotent() -> None:
                 '    Header always set X-Robots-Tag "noai, noimageai"\n',
                 '    Header always set tdm-reservation "1"\n',
                 f'    Header always set tdm-policy "{POLICY_URL}"\n',
-                '    Header always set Content-Usage "train-ai=n, search=y"\n',
+                '    Header always set Content-Usage "train-ai=n, ai-use=n, search=y"\n',
                 "</IfModule>\n",
             ],
             ["<If "],

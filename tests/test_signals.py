@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from protego import Protego
 
+from ssg_dmi.audit.site_files import compare_site_files
 from ssg_dmi.contract import CONTRACT, AgentClass
 from ssg_dmi.policy import DMI
 from ssg_dmi.settings import load_settings
+from ssg_dmi.sitefiles.headers import header_values
 from ssg_dmi.sitefiles.render import (
     BEGIN,
     END,
@@ -26,6 +28,8 @@ from ssg_dmi.sitefiles.render import (
     tdmrep_json,
 )
 from ssg_dmi.sitefiles.writer import write_site_files
+
+from .readers import content_usage
 
 ROBOTS_JSON = Path(__file__).resolve().parents[2] / "shared/data/ai-robots-txt/robots.json"
 DATA = Path(__file__).resolve().parents[1] / "ssg_dmi/data/ai-agents.json"
@@ -219,7 +223,8 @@ def test_default_blocks_training_agents_and_no_search_engine() -> None:
     for agent in (*SEARCH_ENGINES, GOOGLEBOT_UA, BINGBOT_UA):
         assert can(text, "/img/a.jpg", agent) and can(text, "/", agent), agent
     assert "User-agent: *\nContent-Signal: search=yes, ai-input=no, ai-train=no\n" in text
-    assert "Content-Usage: train-ai=n, search=y\n" in text
+    # Lighthouse fails robots.txt on any Content-Usage line: it goes in the headers only.
+    assert "Content-Usage" not in text
 
 
 def test_aimltraining_blocks_only_training() -> None:
@@ -239,7 +244,51 @@ def test_allowed_and_unspecified_block_nothing(dmi: str) -> None:
 def test_gallery_override_lets_gptbot_in_there_only() -> None:
     text = robots_txt(None, policy(rules=[{"path": "gallery/**", "dmi": "DMI-ALLOWED"}]), False)
     assert can(text, "/gallery/x.jpg", "GPTBot") and not can(text, "/x.jpg", "GPTBot")
-    assert "Content-Usage: /gallery/ train-ai=y, search=y\n" in text
+    assert "Content-Usage" not in text
+
+
+def usage_rules(text: str) -> list[tuple[str | None, dict[str, str]]]:
+    """The ``Content-Usage: [path] usage-pref`` rules of a robots.txt
+    (draft-ietf-aipref-attach-05), each preference read by a Structured Fields parser."""
+    rules = []
+    for line in text.splitlines():
+        field, _, value = line.split("#")[0].partition(":")
+        if field.strip().lower() == "content-usage":
+            path, _, pref = value.strip().partition(" ")
+            if not path.startswith("/"):  # no path: the preference is the whole value
+                path, pref = "", value.strip()
+            rules.append((path or None, content_usage(pref)))
+    return rules
+
+
+def test_robots_content_usage_is_opt_in() -> None:
+    site = policy(rules=[{"path": "gallery/**", "dmi": "DMI-ALLOWED"}])
+    text = robots_txt(None, site, False, content_usage=True)
+    # Inside our `User-agent: *` group, most specific path first.
+    assert "User-agent: *\nContent-Signal: search=yes, ai-input=no, ai-train=no\n" in text
+    assert usage_rules(text) == [
+        ("/gallery/", {"train-ai": "y", "ai-use": "y", "search": "y"}),
+        (None, {"train-ai": "n", "ai-use": "n", "search": "y"}),
+    ]
+    assert can(text, "/gallery/x.jpg", "GPTBot") and not can(text, "/x.jpg", "GPTBot")
+    assert usage_rules(robots_txt(None, site, False)) == []
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_robots_content_usage_setting_is_written_and_checked(flag: bool, tmp_path: Path) -> None:
+    settings = load_settings({"robots_content_usage": flag})
+    assert settings.robots_content_usage is flag
+    write_site_files(tmp_path, site_policy(settings), settings)
+
+    def read(name: str) -> str | None:
+        path = tmp_path / name
+        return path.read_text("utf-8") if path.is_file() else None
+
+    assert bool(usage_rules(read("robots.txt") or "")) is flag
+    assert compare_site_files(read, settings, site_policy(settings)) == []
+    other = load_settings({"robots_content_usage": not flag})
+    findings = compare_site_files(read, other, site_policy(other))
+    assert [(f.code, f.path) for f in findings] == [("site-file-inconsistent", "robots.txt")]
 
 
 def test_override_that_blocks_more_adds_a_group() -> None:
@@ -310,6 +359,41 @@ def test_merge_section_edge_cases() -> None:
 
 # --- every value --------------------------------------------------------------------------
 
+TRAINING_PROHIBITED = {d for d in DMI if d.key.startswith("DMI-PROHIBITED")}
+_TRAINING_VALUES = {DMI.PROHIBITED_AIMLTRAINING, DMI.PROHIBITED_GENAIMLTRAINING}
+GENERATIVE_INPUT_PROHIBITED = {
+    DMI.PROHIBITED_EXCEPTSEARCHENGINEINDEXING,
+    DMI.PROHIBITED,
+    DMI.PROHIBITED_SEECONSTRAINT,
+    DMI.PROHIBITED_SEEEMBEDDEDRIGHTSEXPR,
+    DMI.PROHIBITED_SEELINKEDRIGHTSEXPR,
+}
+
+
+@pytest.mark.parametrize("dmi", list(DMI))
+def test_content_usage_is_aipref_vocab_08(dmi: DMI) -> None:
+    """Each value's Content-Usage, read by a Structured Fields parser: only the labels
+    train-ai, ai-use and search, each y/n; agreeing with Content-Signal where both speak."""
+    signals = CONTRACT[dmi]
+    header = header_values(dmi, None)["Content-Usage"]
+    assert header == signals.content_usage
+    if dmi is DMI.UNSPECIFIED:
+        assert header is None and signals.content_signal is None
+        return
+    assert header is not None and signals.content_signal is not None
+    usage = content_usage(header)
+    assert usage.get("train-ai") == ("n" if dmi in TRAINING_PROHIBITED else "y")
+    assert usage.get("ai-use") == (
+        "n" if dmi in GENERATIVE_INPUT_PROHIBITED else "y" if dmi is DMI.ALLOWED else None
+    )
+    cloudflare = dict(p.strip().split("=") for p in signals.content_signal.split(","))
+    same = {"train-ai": "ai-train", "ai-use": "ai-input", "search": "search"}
+    for label, value in usage.items():
+        assert cloudflare[same[label]] == {"y": "yes", "n": "no"}[value], label
+    assert usage.get("search") == (
+        "n" if dmi is DMI.PROHIBITED else None if dmi in _TRAINING_VALUES else "y"
+    )
+
 
 @pytest.mark.parametrize("dmi", list(DMI))
 def test_every_value_gives_valid_files(dmi: DMI, tmp_path: Path) -> None:
@@ -335,7 +419,8 @@ def test_every_value_gives_valid_files(dmi: DMI, tmp_path: Path) -> None:
             None, (raw_line.split("#")[0].strip() for raw_line in text.splitlines())
         ):
             field = line.split(":", 1)[0].lower()
-            assert field in {"user-agent", "allow", "disallow", "content-signal", "content-usage"}
+            # Only directives Lighthouse's robots-txt audit knows (no Content-Usage by default).
+            assert field in {"user-agent", "allow", "disallow", "content-signal"}
     written = write_site_files(tmp_path, site, settings)
     assert {"ai.txt", "robots.txt", ".well-known/tdmrep.json", "_headers", ".htaccess"} <= set(
         written

@@ -87,9 +87,13 @@ def compare_site_files(
     if (text := texts["ai.txt"]) is not None:
         out += filter(None, [_differs("ai.txt", _lines(text), _lines(ai_txt(policy)), "ai.txt")])
     if (text := texts["robots.txt"]) is not None:
-        out += _compare_section(
-            "robots.txt", text, robots_txt(text, policy, settings.block_search_engines)
+        expected = robots_txt(
+            text,
+            policy,
+            settings.block_search_engines,
+            content_usage=settings.robots_content_usage,
         )
+        out += _compare_section("robots.txt", text, expected)
     if (text := texts[TDMREP_PATH]) is not None:
         try:
             data = json.loads(text)

@@ -13,6 +13,7 @@ from ..policy import DMI, ImagePolicy, Rights, RightsExpression
 from .fields import DEFAULT, FIELD, FIELDS, POLICY_KEYS
 from .globs import glob_hit
 from .parse import unknown_key
+from .signing import C2paSettings
 
 # Site-wide keys that map one to one onto a Settings attribute (`rules` needs the policy).
 SITE_WIDE_KEYS = tuple(f.name for f in FIELDS if not f.per_path and f.name != "rules")
@@ -113,10 +114,12 @@ class Settings:
     picture: bool = DEFAULT["picture"]
     lazy: bool = DEFAULT["lazy"]
     block_search_engines: bool = DEFAULT["block_search_engines"]
+    robots_content_usage: bool = DEFAULT["robots_content_usage"]
     base_url: str = DEFAULT["base_url"]
     origin: str | None = None  # scheme://host of base_url when given as a full URL
     rewrite_html: bool = DEFAULT["rewrite_html"]
     site_files: bool = DEFAULT["site_files"]
+    c2pa: C2paSettings | None = DEFAULT["c2pa"]
     source: str = "defaults"
 
     def policy_for(self, relpath: str, overrides: Mapping[str, Any] | None = None) -> ImagePolicy:

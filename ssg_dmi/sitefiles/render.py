@@ -236,7 +236,12 @@ def robots_groups(text: str) -> list[tuple[list[str], list[tuple[str, str]]]]:
     return groups
 
 
-def robots_txt(existing: str | None, site: SitePolicy, block_search_engines: bool) -> str:
+def robots_txt(
+    existing: str | None,
+    site: SitePolicy,
+    block_search_engines: bool,
+    content_usage: bool = False,
+) -> str:
     """``existing`` robots.txt (kept byte for byte) with the ssg-dmi section appended/replaced.
 
     The section names the AI crawlers of the classes the value blocks, with ``Disallow:`` for
@@ -244,9 +249,13 @@ def robots_txt(existing: str | None, site: SitePolicy, block_search_engines: boo
     specific group (RFC 9309), so the Disallow lines of an existing ``User-agent: *`` group are
     repeated in ours. Groups naming the same agent are merged by protego and Google; where an
     existing group Allows a path as specific as our Disallow, the Allow wins (the site owner's
-    explicit rule). Our ``User-agent: *`` group holds only Content-Signal/Content-Usage (and
-    ``Disallow:`` for ``block_search_engines``); it comes after any existing one, so parsers that
-    read just the first ``*`` group (Python's urllib.robotparser) still see the owner's.
+    explicit rule). Our ``User-agent: *`` group holds only Content-Signal (and ``Disallow:``
+    for ``block_search_engines``); it comes after any existing one, so parsers that read just
+    the first ``*`` group (Python's urllib.robotparser) still see the owner's.
+
+    aipref's ``Content-Usage: [path] usage-pref`` lines join that group only with
+    ``content_usage``: Lighthouse (13) calls them "Unknown directive" and fails its
+    ``robots-txt`` audit, so by default they travel in the response headers alone.
     """
     outside_groups = robots_groups(_split(existing)[0] if existing else "")
     star_rules = (r for agents, rules in outside_groups if "*" in agents for r in rules)
@@ -278,7 +287,7 @@ def robots_txt(existing: str | None, site: SitePolicy, block_search_engines: boo
         star.append(f"Disallow: {site.base}")
     if signal := CONTRACT[site.dmi].content_signal:
         star.append(f"Content-Signal: {signal}")
-    for pattern, dmi in reversed(site.layers()):
+    for pattern, dmi in reversed(site.layers() if content_usage else []):
         if usage := CONTRACT[dmi].content_usage:
             star.append(f"Content-Usage: {'' if pattern == '/' else pattern + ' '}{usage}")
     if star:

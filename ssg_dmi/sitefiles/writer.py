@@ -35,7 +35,12 @@ def write_site_files(
 
     outputs = {
         "ai.txt": ai_txt(site),
-        "robots.txt": robots_txt(read("robots.txt"), site, settings.block_search_engines),
+        "robots.txt": robots_txt(
+            read("robots.txt"),
+            site,
+            settings.block_search_engines,
+            content_usage=settings.robots_content_usage,
+        ),
         TDMREP_PATH: tdmrep_json(site, settings.tdm_policy),
         **host_files(site, settings, read),
     }
