@@ -36,6 +36,15 @@ EXTENSIONS: dict[str, Format] = {
 }
 
 
+class VariantFormat(enum.StrEnum):
+    """The formats responsive variants are encoded in (a subset of :class:`Format`)."""
+
+    AVIF = "avif"
+    WEBP = "webp"
+    JPEG = "jpeg"
+    PNG = "png"
+
+
 def is_image_name(name: str) -> bool:
     """Whether a file name has one of the image extensions ssg-dmi handles."""
     return os.path.splitext(name)[1].lower() in EXTENSIONS

@@ -109,7 +109,7 @@ def compare_site_files(
     for name, expected in host_files(policy, settings, read).items():
         text = read(name)
         if text is None:
-            message = f"{name} is missing (hosts = {list(settings.hosts)})"
+            message = f"{name} is missing (hosts = {[h.value for h in settings.hosts]})"
             out.append(Finding("site-file-missing", name, message))
         elif BEGIN in expected:
             out += _compare_section(name, text, expected)

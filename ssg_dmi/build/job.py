@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ContainerError, ImageError
+from ..formats import VariantFormat
 from ..fsutil import atomic_write
 from ..images import pixels, variants
 from ..images.containers import Format
@@ -22,6 +23,7 @@ from ..images.optimize import pays, worth_reencoding
 from ..images.provenance import RESIZED, Signing, sign
 from ..images.tagging import TagPlan, keeps_pixels, plan, reencode_to_tag, reencoded_note
 from ..policy import ImagePolicy
+from ..settings import Originals
 from .cache import Cache, Output, fingerprint, make_key, sha256
 
 VARIANT_FORMATS = {"webp": Format.WEBP, "jpeg": Format.JPEG, "png": Format.PNG, "avif": Format.AVIF}
@@ -33,9 +35,9 @@ class Options:
     """The settings that shape an image's outputs (all part of its cache key)."""
 
     widths: tuple[int, ...]
-    formats: tuple[str, ...]
+    formats: tuple[VariantFormat, ...]
     quality: Mapping[str, int]
-    originals: str
+    originals: Originals
     max_pixels: int
     srgb: bool
     c2pa: Signing | None = None  # sign the outputs (C2PA); None: the default, no signing
@@ -153,7 +155,7 @@ def render(
     frames = pixels.count_frames(im, options.max_pixels)
     size = im.size if pixels.exif_orientation(im) in (1, 2, 3, 4) else im.size[::-1]
     reencode = (
-        options.originals == "optimize"
+        options.originals == Originals.OPTIMIZE
         and not fallback
         and not keeps_pixels(tags, frames)
         and worth_reencoding(fmt, im, data, options.quality)

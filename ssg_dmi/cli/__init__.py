@@ -46,7 +46,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ssg-dmi: interrupted", file=sys.stderr)
         return BuildInterrupted.exitcode
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

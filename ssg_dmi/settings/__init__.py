@@ -33,7 +33,7 @@ from .load import (
     read_config_mapping,
 )
 from .model import Rule, Settings, build_policy
-from .parse import HOSTS, ORIGINALS, QUALITY_DEFAULTS, VARIANT_FORMATS
+from .parse import HOSTS, ORIGINALS, QUALITY_DEFAULTS, VARIANT_FORMATS, Host, Originals
 
 __all__ = [
     "DEFAULT",
@@ -42,7 +42,9 @@ __all__ = [
     "FIELD",
     "FIELDS",
     "HOSTS",
+    "Host",
     "ORIGINALS",
+    "Originals",
     "POLICY_KEYS",
     "QUALITY_DEFAULTS",
     "SITE_KEYS",

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ..formats import VariantFormat
 from ..policy import DMI, ImagePolicy, MetadataMode, RightsExpression
 from . import parse as p
 from .globs import globs
-from .parse import HOSTS, ORIGINALS, QUALITY_DEFAULTS, VARIANT_FORMATS, Parser
+from .parse import HOSTS, ORIGINALS, QUALITY_DEFAULTS, VARIANT_FORMATS, Host, Originals, Parser
 from .signing import c2pa_table
 
 DEFAULT_SIZES = "(max-width: 960px) 100vw, 960px"
@@ -102,10 +103,11 @@ FIELDS: tuple[Field, ...] = (
           doc="encoder quality for re-encoded originals and variants; a number sets all three"),
     Field("widths", Shape((int,), many=True), p.widths, (480, 960, 1600),
           doc="variant widths in pixels (16–16384); 1600 covers an 800 px column at 2×"),
-    Field("formats", Shape(choices=VARIANT_FORMATS, many=True), p.variant_formats, ("webp",),
+    Field("formats", Shape(choices=VARIANT_FORMATS, many=True), p.variant_formats,
+          (VariantFormat.WEBP,),
           doc="variant formats, any of `avif`, `webp`, `jpeg`, `png` (more than one is useful "
               "with `picture = true`)"),
-    Field("originals", Shape(choices=ORIGINALS), p.one_of(ORIGINALS), "optimize",
+    Field("originals", Shape(choices=ORIGINALS), p.member_of(Originals), Originals.OPTIMIZE,
           doc="`optimize`: tag, and re-encode where it pays (see above); `tag`: lossless "
               "metadata rewrite only"),
     Field("include", GLOBS, globs, (),
@@ -125,7 +127,7 @@ FIELDS: tuple[Field, ...] = (
     Field("tdm_policy", TEXT, p.http_url, None,
           doc='URL of your TDM licensing policy: `<meta name="tdm-policy">`, `tdmrep.json`, the '
               "`tdm-policy` header"),
-    Field("hosts", Shape(choices=HOSTS, many=True), p.some_of(HOSTS), ("netlify",),
+    Field("hosts", Shape(choices=HOSTS, many=True), p.some_of(Host), (Host.NETLIFY,),
           doc="header configs to write: `netlify`, `cloudflare` (`_headers`), `apache` "
               "(`.htaccess`), `nginx` (`ssg-dmi.nginx.conf`), `caddy` (`ssg-dmi.caddy`)"),
     Field("sizes", TEXT, p.text, DEFAULT_SIZES,

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ConfigError
+from ..formats import VariantFormat
 from ..policy import DMI, ImagePolicy, Rights, RightsExpression
 from .fields import DEFAULT, FIELD, FIELDS, POLICY_KEYS
 from .globs import glob_hit
-from .parse import unknown_key
+from .parse import Host, Originals, unknown_key
 from .signing import C2paSettings
 
 # Site-wide keys that map one to one onto a Settings attribute (`rules` needs the policy).
@@ -99,8 +100,8 @@ class Settings:
     max_pixels: int = DEFAULT["max_pixels"]
     quality: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT["quality"]))
     widths: tuple[int, ...] = DEFAULT["widths"]
-    formats: tuple[str, ...] = DEFAULT["formats"]
-    originals: str = DEFAULT["originals"]
+    formats: tuple[VariantFormat, ...] = DEFAULT["formats"]
+    originals: Originals = DEFAULT["originals"]
     include: tuple[str, ...] = DEFAULT["include"]
     exclude: tuple[str, ...] = DEFAULT["exclude"]
     cache_dir: str = DEFAULT["cache_dir"]
@@ -109,7 +110,7 @@ class Settings:
     srgb: bool = DEFAULT["srgb"]
     strict: bool = DEFAULT["strict"]
     tdm_policy: str | None = DEFAULT["tdm_policy"]
-    hosts: tuple[str, ...] = DEFAULT["hosts"]
+    hosts: tuple[Host, ...] = DEFAULT["hosts"]
     sizes: str = DEFAULT["sizes"]
     picture: bool = DEFAULT["picture"]
     lazy: bool = DEFAULT["lazy"]

@@ -8,19 +8,39 @@ Every parser takes ``(key, value)``, so the field table can name one per key.
 from __future__ import annotations
 
 import difflib
+import enum
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
+from ..formats import VariantFormat
 from ..policy import DMI, MetadataMode
 
 Parser = Callable[[str, Any], Any]
 
-HOSTS = ("netlify", "cloudflare", "apache", "nginx", "caddy")
+
+class Host(enum.StrEnum):
+    """The web servers / hosts whose header config ssg-dmi writes."""
+
+    NETLIFY = "netlify"
+    CLOUDFLARE = "cloudflare"
+    APACHE = "apache"
+    NGINX = "nginx"
+    CADDY = "caddy"
+
+
+class Originals(enum.StrEnum):
+    """What happens to an original's pixels: re-encoded where that pays, or only tagged."""
+
+    OPTIMIZE = "optimize"
+    TAG = "tag"
+
+
+HOSTS = tuple(h.value for h in Host)
 QUALITY_DEFAULTS = {"jpeg": 82, "webp": 80, "avif": 60}
-VARIANT_FORMATS = ("avif", "webp", "jpeg", "png")
-ORIGINALS = ("optimize", "tag")
+VARIANT_FORMATS = tuple(f.value for f in VariantFormat)
+ORIGINALS = tuple(o.value for o in Originals)
 
 # What XML 1.0 cannot carry (C0 controls but tab, LF, CR; U+FFFE/U+FFFF) and lone
 # surrogates, which cannot be encoded as UTF-8: a text setting holding one would be written
@@ -143,30 +163,32 @@ def widths(key: str, value: Any) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
-def variant_formats(key: str, value: Any) -> tuple[str, ...]:
+def variant_formats(key: str, value: Any) -> tuple[VariantFormat, ...]:
     """Variant formats (``jpg`` is ``jpeg``), in the order given, no duplicates."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
         raise ConfigError(f'`{key}`: expected a list such as ["webp", "jpeg"], got {value!r}')
-    formats: list[str] = []
+    formats: list[VariantFormat] = []
     for item in items:
         name = str(item).strip().lower().replace("jpg", "jpeg")
         if name not in VARIANT_FORMATS:
             allowed = ", ".join(VARIANT_FORMATS)
             raise ConfigError(f"`{key}`: {item!r} is not a variant format; use some of {allowed}")
         if name not in formats:
-            formats.append(name)
+            formats.append(VariantFormat(name))
     return tuple(formats)
 
 
-def some_of(allowed: tuple[str, ...]) -> Parser:
-    """The parser of a list of words from ``allowed`` (or the command line's ``a,b``)."""
+def some_of(kind: type[enum.StrEnum]) -> Parser:
+    """The parser of a list of words naming members of ``kind`` (or the command line's
+    ``a,b``); the members come back, in the order given, no duplicates."""
+    allowed = tuple(m.value for m in kind)
 
-    def parse(key: str, value: Any) -> tuple[str, ...]:
+    def parse(key: str, value: Any) -> tuple[enum.StrEnum, ...]:
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, list | tuple):
             raise ConfigError(f"`{key}`: expected a list, got {value!r}")
-        chosen: list[str] = []
+        chosen: list[enum.StrEnum] = []
         for item in items:
             name = str(item).strip().lower()
             if name not in allowed:
@@ -174,8 +196,20 @@ def some_of(allowed: tuple[str, ...]) -> Parser:
                     f"`{key}`: {item!r} is not allowed; use some of {', '.join(allowed)}"
                 )
             if name not in chosen:
-                chosen.append(name)
+                chosen.append(kind(name))
         return tuple(chosen)
+
+    return parse
+
+
+def member_of(kind: type[enum.StrEnum]) -> Parser:
+    """The parser of one word naming a member of ``kind``; the member comes back."""
+    allowed = tuple(m.value for m in kind)
+
+    def parse(key: str, value: Any) -> enum.StrEnum:
+        if value not in allowed:
+            raise ConfigError(f"`{key}`: {value!r} is not allowed; use {' or '.join(allowed)}")
+        return kind(value)
 
     return parse
 
