@@ -171,3 +171,51 @@ def caddy(tmp: Path, site: Path, site_block: str = "") -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         stop(proc)
+
+
+APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
+needs_apache = pytest.mark.skipif(
+    not os.access(APACHE, os.X_OK), reason="Apache is not installed (apt-get install apache2)"
+)
+APACHE_MODULES = ("mpm_event", "authz_core", "dir", "mime", "headers", "rewrite")
+
+
+@contextmanager
+def apache(tmp: Path, site: Path) -> Iterator[str]:
+    """Apache (``apache2 -DFOREGROUND``) on a free loopback port serving ``site`` with its
+    ``.htaccess`` files honoured; yields its base URL, ending in ``/``. As root, Apache's
+    children run as ``nobody``: ``site`` and the folders above it must then be readable by
+    all (see ``public_dir``)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    port, mods = free_port(), "/usr/lib/apache2/modules"
+    loads = "\n".join(f"LoadModule {m}_module {mods}/mod_{m}.so" for m in APACHE_MODULES)
+    user = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
+    conf = tmp / "httpd.conf"
+    conf.write_text(
+        f"{loads}\n{user}ServerName localhost\nListen 127.0.0.1:{port}\n"
+        f"PidFile {tmp}/httpd.pid\nErrorLog {tmp}/error.log\nTypesConfig /etc/mime.types\n"
+        f"DefaultRuntimeDir {tmp}\nMutex file:{tmp}\nDocumentRoot {site}\n"
+        f'<Directory "{site}">\n  AllowOverride All\n  Require all granted\n</Directory>\n'
+    )
+    check = subprocess.run(
+        [APACHE, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=20, check=False
+    )
+    assert check.returncode == 0, check.stderr
+    proc = subprocess.Popen(
+        [APACHE, "-f", str(conf), "-DFOREGROUND"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_until_listening(proc, port)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def public_dir() -> Iterator[Path]:
+    """A temporary folder everyone may read (a server's unprivileged workers included)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ssg-dmi-") as name:
+        os.chmod(name, 0o755)
+        yield Path(name)

@@ -190,9 +190,12 @@ class Crawler:
         """Whether the time budget is spent."""
         return time.monotonic() >= self.deadline
 
-    def get(self, url: str, body: Callable[[str], bool], limit: int) -> Fetched:
-        """GET ``url``; its body is read when ``body(content_type)`` says so, up to ``limit``
-        bytes. Never runs past the fetch limit nor the check's deadline."""
+    def get(
+        self, url: str, body: Callable[[str], bool], limit: int, referer: str | None = None
+    ) -> Fetched:
+        """GET ``url`` (with a ``Referer`` when given); its body is read when
+        ``body(content_type)`` says so, up to ``limit`` bytes. Never runs past the fetch limit
+        nor the check's deadline."""
         now = time.monotonic()
         if now >= self.deadline:
             return Fetched(url, SKIPPED, Message(), error="the time limit was reached")
@@ -205,7 +208,8 @@ class Crawler:
         if self.loopback:
             handlers.append(urllib.request.ProxyHandler({}))
         opener = urllib.request.build_opener(*handlers)
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        sent = {"User-Agent": USER_AGENT, **({"Referer": referer} if referer else {})}
+        request = urllib.request.Request(url, headers=sent)
         got: Fetched
         try:
             with watch, opener.open(request, timeout=min(self.timeout, watch.deadline - now)) as r:

@@ -31,6 +31,8 @@ CODES = {
     "header-wrong": "a response header has another value than the policy calls for",
     "fetch-failed": "a URL could not be fetched, or a page read",
     "crawl-truncated": "the crawl stopped at a page, image or time limit (warning)",
+    "hotlink-off": "`[hotlink]` is set but an image with another site's Referer is served "
+    "(warning)",
 }
 
 

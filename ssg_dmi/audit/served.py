@@ -15,6 +15,7 @@ from urllib.parse import urljoin, urlsplit
 from ..formats import is_image_name
 from ..pages.encoding import decode_page
 from ..settings import Settings
+from ..settings.globs import glob_hit
 from ..sitefiles.render import BEGIN, TDMREP_PATH
 from .crawl import (
     FETCH_SECONDS,
@@ -81,6 +82,8 @@ def check_url(
                 which[future] = url
                 pending.add(future)
     c.add(*read_site_files(site_files, c.paths, settings, lambda n: f"{site_origin}/{n}"))
+    if settings.hotlink is not None:
+        _check_hotlink(c, urls, settings.hotlink.paths)
     if c.crawler.out_of_time:
         c.truncated["time"] = f"the time limit of {time_limit:g} s was reached"
     if c.truncated:
@@ -268,3 +271,32 @@ def _fetch_site_files(c: CrawlState, site_origin: str) -> dict[str, str | None]:
             except ValueError as exc:
                 c.add(Finding("site-file-inconsistent", url, f"not valid JSON ({exc})"))
     return texts
+
+
+FOREIGN_REFERER = "https://hotlink-check.invalid/"
+
+
+def _check_hotlink(c: CrawlState, urls: list[str], globs: tuple[str, ...]) -> None:
+    """One request for a protected image with another site's Referer: a 403 means hotlink
+    protection is active (a note); served means it is not (``hotlink-off``, a warning)."""
+    url = next((u for u in urls if any(glob_hit(g, c.rel(u) or "") for g in globs)), None)
+    if url is None:
+        c.report.notes.append("hotlink protection: no image under `[hotlink] paths` to test")
+        return
+    got = c.crawler.get(url, lambda _: False, MAX_IMAGE_BYTES, referer=FOREIGN_REFERER)
+    if got.status == SKIPPED:
+        return
+    if got.status == 403:
+        c.report.notes.append(
+            f"hotlink protection is active: {url} with Referer {FOREIGN_REFERER} answered 403"
+        )
+    elif 200 <= got.status < 300:
+        message = (
+            f"served with Referer {FOREIGN_REFERER} (HTTP {got.status}): `[hotlink]` is set "
+            "but the server does not use the generated rules"
+        )
+        c.add(Finding("hotlink-off", url, message, "warning"))
+    else:
+        c.report.notes.append(
+            f"hotlink protection: {url} with a foreign Referer answered {got.error or got.status}"
+        )

@@ -26,6 +26,14 @@ from urllib.parse import unquote
 from ..contract import CONTRACT
 from ..policy import DMI
 from ..settings import Settings
+from .hotlink import (
+    CLOUDFLARE_RULE,
+    caddy_hotlink,
+    cloudflare_rule,
+    htaccess_hotlink,
+    nginx_hotlink,
+    nginx_hotlink_headers,
+)
 from .render import SitePolicy, merge_section
 
 HEADERS = ("X-Robots-Tag", "tdm-reservation", "tdm-policy", "Content-Usage")
@@ -107,7 +115,9 @@ def netlify_headers(existing: str | None, site: SitePolicy, tdm_policy: str | No
     return merge_section(existing, "\n".join(lines) + "\n", at_start=True)
 
 
-def htaccess(existing: str | None, site: SitePolicy, tdm_policy: str | None) -> str:
+def htaccess(
+    existing: str | None, site: SitePolicy, tdm_policy: str | None, extra: str = ""
+) -> str:
     """``existing`` ``.htaccess`` with the ssg-dmi ``mod_headers`` section (put first).
 
     ``<If>`` sections are applied after the other directives of the file, in order, so the
@@ -132,7 +142,7 @@ def htaccess(existing: str | None, site: SitePolicy, tdm_policy: str | None) -> 
             lines += [f'    <If "%{{REQUEST_URI}} =~ m#{rx}#">', *(f"        {b}" for b in body)]
             lines.append("    </If>")
     lines.append("</IfModule>")
-    return merge_section(existing, "\n".join(lines) + "\n", at_start=True)
+    return merge_section(existing, "\n".join(lines) + "\n" + extra, at_start=True)
 
 
 def nginx_add_header() -> str:
@@ -248,11 +258,20 @@ def host_files(
     hosts = set(settings.hosts)
     if hosts & {"netlify", "cloudflare"}:
         out["_headers"] = netlify_headers(read("_headers"), site, settings.tdm_policy)
+    hot, origin = settings.hotlink, settings.origin  # hotlink protection: opt-in
     if "apache" in hosts:
-        out[".htaccess"] = htaccess(read(".htaccess"), site, settings.tdm_policy)
+        extra = htaccess_hotlink(hot, origin, site.base) if hot else ""
+        out[".htaccess"] = htaccess(read(".htaccess"), site, settings.tdm_policy, extra)
     if "nginx" in hosts:
         out[NGINX_SNIPPET] = nginx_conf(site, settings.tdm_policy)
         out[NGINX_ADD_HEADER] = nginx_add_header()
+        if hot:
+            out[NGINX_SNIPPET] += nginx_hotlink(hot, origin, site.base)
+            out[NGINX_ADD_HEADER] += "\n".join(nginx_hotlink_headers()) + "\n"
     if "caddy" in hosts:
         out[CADDY_SNIPPET] = caddy_conf(site, settings.tdm_policy)
+        if hot:
+            out[CADDY_SNIPPET] += caddy_hotlink(hot, origin, site.base)
+    if hot and "cloudflare" in hosts:
+        out[CLOUDFLARE_RULE] = cloudflare_rule(hot, origin, site.base)
     return out
