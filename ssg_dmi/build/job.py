@@ -17,17 +17,21 @@ from typing import Any
 from ..errors import ContainerError, ImageError
 from ..formats import VariantFormat
 from ..fsutil import atomic_write
-from ..images import pixels, variants
+from ..images import pixels, variants, watermark
 from ..images.containers import Format
 from ..images.optimize import pays, worth_reencoding
 from ..images.provenance import RESIZED, Signing, sign
 from ..images.tagging import TagPlan, keeps_pixels, plan, reencode_to_tag, reencoded_note
 from ..policy import ImagePolicy
 from ..settings import Originals
+from ..settings.watermark import Watermark
 from .cache import Cache, Output, fingerprint, make_key, sha256
 
 VARIANT_FORMATS = {"webp": Format.WEBP, "jpeg": Format.JPEG, "png": Format.PNG, "avif": Format.AVIF}
 NO_SVG_C2PA = "not signed with C2PA: ssg-dmi signs raster images only"
+WATERMARKED = "watermarked: the original was re-encoded (the mark changes its pixels)"
+ALREADY_MARKED = "not watermarked again: already an output of ssg-dmi (its mark is in its pixels)"
+NOT_MARKED_PAGES = "watermark on its variants only: a multi-page image's original keeps its pages"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Options:
     max_pixels: int
     srgb: bool
     c2pa: Signing | None = None  # sign the outputs (C2PA); None: the default, no signing
+    watermark: Watermark | None = None  # a visible mark; None: the default, none
+    watermark_files: tuple[str, str] = ("", "")  # sha256 of the logo's and font's bytes
 
     def key_parts(self) -> dict[str, Any]:
         """The values that go into the cache key: the signing certificate's fingerprint,
@@ -56,6 +62,9 @@ class Options:
         if self.c2pa is not None:
             c2pa = self.c2pa
             parts["c2pa"] = [c2pa.fingerprint, c2pa.alg, c2pa.tsa_url, c2pa.apply_to]
+        if self.watermark is not None:  # the files by their bytes, not where they are
+            mark = dataclasses.replace(self.watermark, logo="", font="")
+            parts["watermark"] = [repr(mark), *self.watermark_files]
         return parts
 
 
@@ -150,6 +159,8 @@ def render(
     if fmt is Format.SVG:
         if options.c2pa is not None:
             tags = dataclasses.replace(tags, notes=(*tags.notes, NO_SVG_C2PA))
+        if options.watermark is not None:
+            tags = dataclasses.replace(tags, notes=(*tags.notes, watermark.NOT_MARKED_SVG))
         return [_output("original", lossless, 0, 0, "svg")], tags, False
     im = pixels.open_image(data, fmt, options.max_pixels)
     frames = pixels.count_frames(im, options.max_pixels)
@@ -160,16 +171,36 @@ def render(
         and not keeps_pixels(tags, frames)
         and worth_reencoding(fmt, im, data, options.quality)
     )
-    widths = variants.plan_widths(size[0], options.widths)
-    draft = None if reencode else (widths[0], variants.height_for(widths[0], size))
     animated = frames > 1 and fmt in (Format.GIF, Format.WEBP)
+    mark = _mark_for(options, tags, size[0], animated, notes)
+    mark_original = (
+        mark is not None
+        and mark.apply_to == "all"
+        and options.originals == Originals.OPTIMIZE
+        and frames == 1
+    )
+    if mark is not None and mark.apply_to == "all" and not mark_original:
+        notes.append(NOT_MARKED_PAGES)
+    widths = variants.plan_widths(size[0], options.widths)
+    full = reencode or mark_original
+    draft = None if full else (widths[0], variants.height_for(widths[0], size))
     if animated:  # frames are used as stored: exif_transpose would flatten to one frame
         upright = im
         pixels.load(im, options.max_pixels)
     else:
         upright = pixels.decode_upright(data, fmt, options.max_pixels, draft=draft)
     original, reencoded = lossless, fallback
-    if reencode:
+    still = None
+    if mark is not None and not animated:  # once, at the largest size, before resizing
+        still = watermark.apply(
+            variants.normalise(upright, options.srgb), mark, watermark.assets_of(mark)
+        )
+    if mark_original and still is not None:
+        encoded = pixels.encode_like(still, fmt, data, options.quality, fast=True)
+        original = tags.write(encoded, upright=True)
+        reencoded = True
+        notes.append(WATERMARKED)
+    elif reencode:
         candidate = tags.write(
             pixels.encode_like(upright, fmt, data, options.quality), upright=True
         )
@@ -185,7 +216,7 @@ def render(
             )
             made = variants.animated_variants(animation, widths, options.quality)
     else:
-        still = variants.normalise(upright, options.srgb)
+        still = still if still is not None else variants.normalise(upright, options.srgb)
         formats = _formats_for(still, options.formats)
         made = variants.still_variants(
             still, widths, formats, options.quality, original=(size[0], fmt.value)
@@ -205,6 +236,22 @@ def render(
     if notes:
         tags = dataclasses.replace(tags, notes=(*tags.notes, *notes))
     return [(o, d) for o, d in outputs], tags, reencoded
+
+
+def _mark_for(
+    options: Options, tags: TagPlan, width: int, animated: bool, notes: list[str]
+) -> Watermark | None:
+    """The mark this image gets (None: not marked, with a note saying why where useful)."""
+    mark = options.watermark
+    if mark is None or width < mark.min_width:
+        return None
+    if animated:
+        notes.append(watermark.NOT_MARKED_ANIMATED)
+        return None
+    if tags.already_ours and mark.apply_to == "all":  # its variants come from marked pixels
+        notes.append(ALREADY_MARKED)
+        return None
+    return mark
 
 
 def _signed(

@@ -11,13 +11,16 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write, shown
+from ..images import watermark
 from ..images.provenance import load_signing
 from ..policy import ImagePolicy
 from ..settings import Settings
+from ..settings.watermark import Watermark
 from ..walk import site_images, variant_source
 from .cache import Cache, sha256
 from .job import Job, JobResult, Options, alias_keys, run_job, variant_path
@@ -64,7 +67,7 @@ def plan_jobs(
         srgb=settings.srgb,
         c2pa=load_signing(settings.c2pa) if settings.c2pa is not None else None,
     )
-    groups: dict[tuple[str, int, ImagePolicy], list[str]] = {}
+    groups: dict[tuple[str, int, ImagePolicy, Watermark | None], list[str]] = {}
     errors: dict[str, str] = {}
     for rel in discover(site, settings, cache_dir, existing, skipped):
         try:
@@ -72,16 +75,29 @@ def plan_jobs(
         except OSError as exc:
             errors[rel] = f"cannot read ({exc.strerror or exc})"
             continue
-        policy = settings.policy_for(rel, overrides(rel) if overrides else None)
-        groups.setdefault((sha256(data), len(data), policy), []).append(rel)
+        given = overrides(rel) if overrides else None
+        policy = settings.policy_for(rel, given)
+        mark = settings.watermark_for(rel, given)
+        groups.setdefault((sha256(data), len(data), policy, mark), []).append(rel)
     cache = str(cache_dir) if cache_dir else None
+    marked = {key[3]: marked_options(options, key[3]) for key in groups}
     jobs = [
-        Job(str(site), tuple(rels), digest, size, policy, options, cache)
-        for (digest, size, policy), rels in groups.items()
+        Job(str(site), tuple(rels), digest, size, policy, marked[mark], cache)
+        for (digest, size, policy, mark), rels in groups.items()
     ]
     # Largest sources first: the long jobs start early, so no core idles at the end.
     jobs.sort(key=lambda j: (-j.source_bytes, j.relpaths[0]))
     return jobs, errors
+
+
+def marked_options(options: Options, mark: Watermark | None) -> Options:
+    """``options`` with ``mark`` and its files' hashes (the files checked: a font that does
+    not load or a logo that does not decode is a ConfigError before any image is touched)."""
+    if mark is None:
+        return options
+    files = watermark.check_assets(mark)
+    hashes = (sha256(files.logo) if files.logo else "", sha256(files.font) if files.font else "")
+    return replace(options, watermark=mark, watermark_files=hashes)
 
 
 def run(

@@ -25,6 +25,7 @@ from ..pages.overrides import PageStore, collect_overrides, dmi_value
 from ..pages.scan import scan
 from ..policy import DMI
 from ..settings import Settings
+from ..sitefiles.hotlink import hotlink_notes
 from ..sitefiles.render import site_policy
 from ..sitefiles.writer import write_site_files
 from ..walk import VARIANT_NAME, find_pages, passed_over
@@ -242,7 +243,7 @@ def run_site(
             if settings.site_files:
                 overridden = {**{k: v for k, v in image_values.items()}, **page_values}
                 policy = site_policy(settings, overridden)
-                result.notes += list(policy.notes)
+                result.notes += [*policy.notes, *hotlink_notes(settings)]
                 result.site_files = write_site_files(site, policy, settings, result.warnings)
             before = len(images.warnings)
             remove_stale(site, images)

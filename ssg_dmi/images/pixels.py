@@ -214,11 +214,14 @@ def encode_like(
     quality: Mapping[str, int],
     *,
     animated: bool = False,
+    fast: bool = False,
 ) -> bytes:
     """Encode an upright image in the source's own format, without EXIF/XMP; ICC kept.
 
     ``animated`` (GIF, WebP, APNG) writes every frame of ``im`` with its own duration and
-    the loop count, so an animation stays one.
+    the loop count, so an animation stays one. ``fast`` writes PNG at zlib level 6 without
+    Pillow's exhaustive ``optimize``: for pixels that must change anyway (a watermark), where
+    optimize cost 154.5 s CPU for 19 corpus PNGs against 17.4 s, for 8 % more bytes.
     """
     if im.mode == "P" and im.palette is None:
         # Pillow opens a palette PNG without its PLTE chunk, then fails writing it (an
@@ -245,7 +248,10 @@ def encode_like(
             im = im.convert("RGB")
         options.update(quality=quality["jpeg"], optimize=True, progressive=True)
     elif fmt is Format.PNG:
-        options.update(optimize=True)
+        if fast:
+            options.update(compress_level=6)
+        else:
+            options.update(optimize=True)
         if "transparency" in im.info:
             options["transparency"] = im.info["transparency"]
     elif fmt is Format.WEBP:

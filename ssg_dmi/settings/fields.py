@@ -18,8 +18,10 @@ from ..formats import VariantFormat
 from ..policy import DMI, ImagePolicy, MetadataMode, RightsExpression
 from . import parse as p
 from .globs import globs
+from .hotlink import hotlink_table
 from .parse import HOSTS, ORIGINALS, QUALITY_DEFAULTS, VARIANT_FORMATS, Host, Originals, Parser
 from .signing import c2pa_table
+from .watermark import watermark_styles, watermark_value
 
 DEFAULT_SIZES = "(max-width: 960px) 100vw, 960px"
 DEFAULT_MAX_PIXELS = 128_000_000  # above the largest common sensors (~102 MP), below RAM trouble
@@ -155,6 +157,17 @@ FIELDS: tuple[Field, ...] = (
           doc="sign every tagged image with a C2PA manifest carrying the training-and-data-mining "
               "assertion: a table `{cert, key or key_env, alg, tsa_url, apply_to}`, see "
               "[C2PA](#c2pa-content-credentials)"),
+    Field("hotlink", Shape((dict,)), hotlink_table, None,
+          doc="refuse (403) image requests whose Referer names another site, in the nginx, "
+              "Apache and Caddy configs (a rule file for Cloudflare): a table `{allow, "
+              "allow_empty_referer, allow_search_engines, paths}`, see "
+              "[Hotlink protection](#hotlink-protection)"),
+    Field("watermark", Shape((dict, str)), watermark_value, None, per_path=True,
+          doc="a visible mark on the images: a table `{text or logo, position, offset, scale, "
+              "opacity, tile, angle, min_width, apply_to, font, color, shadow}`; in a rule also "
+              '`"none"` or a style\'s name, see [Watermarks](#watermarks)'),
+    Field("watermark_styles", Shape((dict,)), watermark_styles, None,
+          doc='named watermark tables a rule picks with `watermark = "<name>"`'),
 )
 # fmt: on
 

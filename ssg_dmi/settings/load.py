@@ -27,8 +27,11 @@ from .model import (
 from .parse import kind, shown, unknown_key
 
 
-def load_settings(raw: Mapping[str, Any] | None, source: str = "settings") -> Settings:
-    """Validate a plain mapping of settings (from TOML, mkdocs.yml or pelicanconf.py)."""
+def load_settings(
+    raw: Mapping[str, Any] | None, source: str = "settings", base: Path | None = None
+) -> Settings:
+    """Validate a plain mapping of settings (from TOML, mkdocs.yml or pelicanconf.py);
+    ``base`` is the folder relative paths in it start from (default: where you run)."""
     raw = dict(raw or {})
     where = f"{source}: "
     for key in raw:
@@ -59,7 +62,8 @@ def load_settings(raw: Mapping[str, Any] | None, source: str = "settings") -> Se
     origin = re.match(r"^(https?://[^/?#]+)", str(raw.get("base_url", "")))
     if origin:  # absolute URLs to the site itself (Pelican without RELATIVE_URLS) are local
         site_wide["origin"] = origin.group(1)
-    return Settings(policy=policy, rules=tuple(rules), source=source, **site_wide)
+    settings = Settings(policy=policy, rules=tuple(rules), source=source, **site_wide)
+    return settings.with_base(base)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -106,7 +110,7 @@ def read_config_mapping(path: Path) -> dict[str, Any]:
 
 def load_config_file(path: Path) -> Settings:
     """Settings from ``ssg-dmi.toml`` (top-level keys) or ``pyproject.toml`` ([tool.ssg-dmi])."""
-    return load_settings(read_config_mapping(path), str(path))
+    return load_settings(read_config_mapping(path), str(path), path.parent)
 
 
 def load_with_file(
@@ -120,16 +124,18 @@ def load_with_file(
     inline = dict(raw)
     name = inline.pop("config_file", None)
     merged: dict[str, Any] = {}
+    folder = base
     if name:
         path = (base / str(name)).resolve()
         merged = read_config_mapping(path)
+        folder = path.parent
         source = f"{source} + {path}"
     merged.update(inline)
     given = merged.get("exclude", [])
     given = [given] if isinstance(given, str) else given
     if also_exclude and isinstance(given, list | tuple):  # anything else: the parser says so
         merged["exclude"] = [*given, *also_exclude]
-    return load_settings(merged, source)
+    return load_settings(merged, source, folder)
 
 
 def discover_settings(folder: Path) -> Settings:
@@ -143,5 +149,5 @@ def discover_settings(folder: Path) -> Settings:
         # building with the defaults instead would change what the site declares.
         section = _tool_section(pyproject, _read_toml(pyproject))
         if section is not None:
-            return load_settings(section, str(pyproject))
+            return load_settings(section, str(pyproject), folder)
     return Settings()

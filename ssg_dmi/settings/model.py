@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -13,8 +14,10 @@ from ..formats import VariantFormat
 from ..policy import DMI, ImagePolicy, Rights, RightsExpression
 from .fields import DEFAULT, FIELD, FIELDS, POLICY_KEYS
 from .globs import glob_hit
+from .hotlink import HotlinkSettings
 from .parse import Host, Originals, unknown_key
 from .signing import C2paSettings
+from .watermark import Watermark, check_originals, merged, resolve, with_paths
 
 # Site-wide keys that map one to one onto a Settings attribute (`rules` needs the policy).
 SITE_WIDE_KEYS = tuple(f.name for f in FIELDS if not f.per_path and f.name != "rules")
@@ -121,6 +124,8 @@ class Settings:
     rewrite_html: bool = DEFAULT["rewrite_html"]
     site_files: bool = DEFAULT["site_files"]
     c2pa: C2paSettings | None = DEFAULT["c2pa"]
+    hotlink: HotlinkSettings | None = DEFAULT["hotlink"]
+    watermark_styles: Mapping[str, Mapping[str, Any]] | None = DEFAULT["watermark_styles"]
     source: str = "defaults"
 
     def policy_for(self, relpath: str, overrides: Mapping[str, Any] | None = None) -> ImagePolicy:
@@ -134,6 +139,57 @@ class Settings:
             values.update(parse_policy_values(overrides, f"{relpath}: "))
         return build_policy(values, f"{self.source}: policy for {relpath}: ")
 
+    def watermark_for(
+        self, relpath: str, overrides: Mapping[str, Any] | None = None
+    ) -> Watermark | None:
+        """The visible mark of a site-relative path: the site's ``[watermark]``, then
+        matching rules in order, then ``overrides``; None: not marked."""
+        styles = self.watermark_styles or {}
+        where = f"{self.source}: watermark for {relpath}: "
+        values = self.policy.get("watermark")
+        if isinstance(values, str):  # the site's own value may name a style too
+            values = merged(None, values, styles, where)
+        for rule in self.rules:
+            if "watermark" in rule.values and rule.matches(relpath):
+                values = merged(values, rule.values["watermark"], styles, where)
+        if overrides and "watermark" in overrides:
+            given = parse_policy_values({"watermark": overrides["watermark"]}, f"{relpath}: ")
+            values = merged(values, given["watermark"], styles, where)
+        return resolve(values)
+
+    def with_base(self, base: Path | None) -> Settings:
+        """A copy whose watermark ``logo``/``font`` paths are absolute (relative ones are
+        taken from ``base``, the config file's folder, else where you run), each checked;
+        ConfigError for a missing file or a mark the ``originals`` mode forbids."""
+        folder = base or Path.cwd()
+        where = f"{self.source}: "
+        originals = str(self.originals)
+
+        site = self.policy.get("watermark")
+        inherited = site if isinstance(site, Mapping) else {}
+
+        def fix(value: Any, at: str, inherit: Mapping[str, Any] | None = None) -> Any:
+            if not isinstance(value, Mapping):
+                merged(None, value, self.watermark_styles or {}, at)  # a name it knows
+                return value
+            check_originals(merged(inherit, value, {}, at), originals, at)
+            return with_paths(value, folder, at)
+
+        policy = dict(self.policy)
+        if "watermark" in policy:
+            policy["watermark"] = fix(policy["watermark"], where)
+        rules = tuple(
+            replace(r, values={**r.values, "watermark": fix(r.values["watermark"], at, inherited)})
+            if "watermark" in r.values
+            else r
+            for r in self.rules
+            for at in [f"{where}rule {r.path!r}: "]
+        )
+        styles = self.watermark_styles
+        if styles is not None:
+            styles = {n: fix(v, f"{where}watermark_styles.{n}: ") for n, v in styles.items()}
+        return replace(self, policy=policy, rules=rules, watermark_styles=styles)
+
     def with_overrides(self, **values: Any) -> Settings:
         """A copy with keys replaced by command-line values (None means not given), each
         parsed and checked as if it were in the config file."""
@@ -143,9 +199,10 @@ class Settings:
         build_policy(merged, "command line: ")
         other = {k: v for k, v in given.items() if k not in POLICY_KEYS}
         try:
-            return replace(self, policy=merged, **parse_site_wide_values(other))
+            new = replace(self, policy=merged, **parse_site_wide_values(other))
         except ConfigError as exc:
             raise ConfigError(f"command line: {exc}") from None
+        return new.with_base(None) if "originals" in other else new
 
     def matches(self, relpath: str) -> bool:
         """Whether the include/exclude globs let a site-relative path through."""

@@ -1,0 +1,305 @@
+"""Visible watermarks (issue 11): the mark measured in the pixels of every output — where
+`position` puts it, at `scale` and `opacity`, the same relative size on every variant,
+tiles over the whole image — the settings and their one-line errors, rules, the cache key
+and the build's summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from ssg_dmi.build.job import ALREADY_MARKED, WATERMARKED, Options, render
+from ssg_dmi.build.pipeline import marked_options
+from ssg_dmi.errors import ConfigError
+from ssg_dmi.formats import VariantFormat
+from ssg_dmi.images import watermark
+from ssg_dmi.policy import ImagePolicy
+from ssg_dmi.settings import QUALITY_DEFAULTS, Originals, load_settings
+from ssg_dmi.settings.watermark import Watermark
+
+from .builds import build
+from .images import encode
+
+BACKGROUND = (0, 0, 0)
+SIZE = (2000, 1250)
+
+
+def options(mark: Watermark | None, **changes: Any) -> Options:
+    base = Options(
+        widths=(480, 960, 1600),
+        formats=(VariantFormat.WEBP,),
+        quality=dict(QUALITY_DEFAULTS),
+        originals=Originals.OPTIMIZE,
+        max_pixels=10**8,
+        srgb=False,
+    )
+    return dataclasses.replace(marked_options(base, mark), **changes)
+
+
+def source(size: tuple[int, int] = SIZE, fmt: str = "PNG") -> bytes:
+    return encode(Image.new("RGB", size, BACKGROUND), fmt)
+
+
+def outputs(data: bytes, mark: Watermark | None, **changes: Any) -> list[Image.Image]:
+    """The decoded outputs of one render: the original first, then the variants."""
+    pairs, _, _ = render(data, "photo.png", ImagePolicy(), options(mark, **changes))
+    return [Image.open(io.BytesIO(d)).convert("RGB") for _, d in pairs]
+
+
+def ink(im: Image.Image, threshold: int = 40) -> tuple[int, int, int, int] | None:
+    """The box of the pixels the mark changed on the black background."""
+    return im.convert("L").point(lambda v: 255 if v > threshold else 0).getbbox()
+
+
+def relative(box: tuple[int, int, int, int], im: Image.Image) -> tuple[float, ...]:
+    w, h = im.size
+    return (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
+
+
+TEXT = Watermark(text="© 2026 Ana Example", shadow=False, opacity=1.0, offset=0.05)
+
+
+@pytest.mark.parametrize(
+    ("position", "column", "row"),
+    [
+        ("top-left", 0, 0),
+        ("top", 1, 0),
+        ("top-right", 2, 0),
+        ("left", 0, 1),
+        ("center", 1, 1),
+        ("right", 2, 1),
+        ("bottom-left", 0, 2),
+        ("bottom", 1, 2),
+        ("bottom-right", 2, 2),
+    ],
+)
+def test_the_mark_is_where_position_says_on_every_output(
+    position: str, column: int, row: int
+) -> None:
+    outs = outputs(source(), dataclasses.replace(TEXT, position=position))
+    assert [o.width for o in outs] == [2000, 1600, 960, 480]
+    for im in outs:
+        box = ink(im)
+        assert box is not None, f"{im.width} px output is not marked"
+        cx = (box[0] + box[2]) / 2 / im.width
+        cy = (box[1] + box[3]) / 2 / im.height
+        assert int(cx * 3) == column and int(cy * 3) == row, (position, im.width, box)
+        margin = 0.05 * min(im.size)
+        if column == 0:
+            assert abs(box[0] - margin) < 0.02 * im.width
+        if column == 2:
+            assert abs(im.width - box[2] - margin) < 0.02 * im.width
+        if row == 2:
+            assert im.height - box[3] >= margin * 0.8
+
+
+def test_the_mark_is_scale_wide_and_the_same_size_on_480_and_1600_px() -> None:
+    outs = outputs(source(), dataclasses.replace(TEXT, scale=0.3))
+    boxes = [relative(ink(im) or (0, 0, 0, 0), im) for im in outs]
+    for box in boxes:
+        assert box[2] - box[0] == pytest.approx(0.3, abs=0.015)
+    big, small = boxes[1], boxes[3]  # 1600 px and 480 px
+    for a, b in zip(big, small, strict=True):
+        assert a == pytest.approx(b, abs=0.01)
+
+
+def test_opacity_blends_the_mark_with_the_photo() -> None:
+    full = outputs(source(), TEXT)[0]
+    half = outputs(source(), dataclasses.replace(TEXT, opacity=0.5))[0]
+    peak_full = full.convert("L").getextrema()[1]
+    peak_half = half.convert("L").getextrema()[1]
+    assert peak_full >= 240
+    assert peak_half == pytest.approx(128, abs=12)
+
+
+def test_a_tiled_mark_covers_the_whole_image() -> None:
+    mark = dataclasses.replace(TEXT, tile=True, scale=0.2, angle=30)
+    for im in outputs(source(), mark):
+        w, h = im.size
+        for i in range(4):
+            for j in range(4):
+                cell = im.crop((i * w // 4, j * h // 4, (i + 1) * w // 4, (j + 1) * h // 4))
+                assert ink(cell) is not None, (im.width, i, j)
+
+
+def test_a_logo_keeps_its_colour_and_alpha(tmp_path: Path) -> None:
+    logo = Image.new("RGBA", (200, 100), (255, 0, 0, 255))
+    logo.paste((0, 0, 0, 0), (0, 0, 100, 100))  # its left half transparent
+    path = tmp_path / "mark.png"
+    logo.save(path)
+    mark = Watermark(logo=str(path), scale=0.25, opacity=1.0, position="center")
+    im = outputs(source(), mark)[0]
+    box = ink(im)
+    assert box is not None
+    assert (box[2] - box[0]) / im.width == pytest.approx(0.125, abs=0.01)  # the opaque half
+    red = im.getpixel(((box[0] + box[2]) // 2, (box[1] + box[3]) // 2))
+    assert isinstance(red, tuple) and red[0] > 200 and red[1] < 50
+
+
+def test_narrow_images_are_not_marked() -> None:
+    data = source((300, 200))
+    assert ink(outputs(data, TEXT)[0]) is None
+    assert ink(outputs(source((400, 200)), TEXT)[0]) is not None
+
+
+def test_apply_to_variants_keeps_the_original_untouched() -> None:
+    data = source(fmt="PNG")
+    pairs, tags, reencoded = render(
+        data, "p.png", ImagePolicy(), options(dataclasses.replace(TEXT, apply_to="variants"))
+    )
+    original = Image.open(io.BytesIO(pairs[0][1])).convert("RGB")
+    assert ink(original) is None and not reencoded
+    assert all(ink(Image.open(io.BytesIO(d)).convert("RGB")) for _, d in pairs[1:])
+    pairs, tags, reencoded = render(data, "p.png", ImagePolicy(), options(TEXT))
+    assert reencoded and WATERMARKED in tags.notes
+
+
+def test_svg_is_not_marked_and_says_so() -> None:
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="800" height="600"/>'
+    pairs, tags, _ = render(svg, "a.svg", ImagePolicy(), options(TEXT))
+    assert watermark.NOT_MARKED_SVG in tags.notes and pairs[0][1].startswith(b"<svg")
+
+
+def test_the_cache_key_holds_every_setting_and_the_files_bytes(tmp_path: Path) -> None:
+    keys = {repr(options(None).key_parts())}
+    for change in (
+        {"text": "other"},
+        {"position": "top"},
+        {"scale": 0.3},
+        {"opacity": 0.4},
+        {"tile": True},
+        {"angle": 10.0},
+        {"min_width": 10},
+        {"apply_to": "variants"},
+        {"color": (0, 0, 0)},
+        {"shadow": True},
+        {"offset": 0.1},
+    ):
+        keys.add(repr(options(dataclasses.replace(TEXT, **change)).key_parts()))
+    keys.add(repr(options(TEXT).key_parts()))
+    assert len(keys) == 13
+    logo = tmp_path / "l.png"
+    Image.new("RGBA", (10, 10), (1, 2, 3, 255)).save(logo)
+    first = options(Watermark(logo=str(logo))).key_parts()
+    Image.new("RGBA", (10, 10), (9, 2, 3, 255)).save(logo)
+    os.utime(logo, ns=(0, 1))  # what an edit between two builds does to its stat
+    assert options(Watermark(logo=str(logo))).key_parts() != first  # same path, new bytes
+
+
+def test_settings_rules_styles_and_none(tmp_path: Path) -> None:
+    s = load_settings(
+        {
+            "watermark": {"text": "site", "position": "top-left"},
+            "watermark_styles": {"proof": {"text": "PROOF", "tile": True}},
+            "rules": [
+                {"path": "blog/**", "watermark": "none"},
+                {"path": "shop/**", "watermark": "proof"},
+                {"path": "gallery/**", "watermark": {"opacity": 0.9}},
+            ],
+        }
+    )
+    assert s.watermark_for("a.jpg") == Watermark(text="site", position="top-left")
+    assert s.watermark_for("blog/x.jpg") is None
+    assert s.watermark_for("shop/x.jpg") == Watermark(text="PROOF", tile=True)
+    assert s.watermark_for("gallery/x.jpg") == Watermark(
+        text="site", position="top-left", opacity=0.9
+    )
+    # a page's or an image's own value (front matter, data-watermark) goes last
+    assert s.watermark_for("a.jpg", {"watermark": "none"}) is None
+    assert s.watermark_for("a.jpg", {"watermark": "proof"}) == Watermark(text="PROOF", tile=True)
+    assert load_settings({}).watermark_for("a.jpg") is None
+
+
+def test_a_rule_marks_only_its_folder_in_a_build(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "gallery").mkdir(parents=True)
+    (site / "gallery" / "a.png").write_bytes(source((1000, 600)))
+    (site / "b.png").write_bytes(source((1000, 600)))
+    report = build(
+        site,
+        widths=[480],
+        rules=[{"path": "gallery/**", "watermark": {"text": "© A", "opacity": 1.0}}],
+    )
+    assert ink(Image.open(site / "gallery" / "a.png").convert("RGB")) is not None
+    assert ink(Image.open(site / "b.png").convert("RGB")) is None
+    assert report.summary.reencoded == 1
+    assert WATERMARKED in report.notes["gallery/a.png"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"logo": "missing.png"}, "`watermark.logo`: 'missing.png' is no file"),
+        ({"text": "x", "font": "nope.ttf"}, "`watermark.font`: 'nope.ttf' is no file"),
+        ({"text": "x", "logo": "y"}, "set `text` or `logo`, not both"),
+        ({"text": "x", "position": "middle"}, "watermark.position"),
+        ({"text": "x", "opacity": 2}, "`watermark.opacity`: 2 is outside 0–1"),
+        ({"text": "x", "colour": "#fff"}, "colour"),
+        ({"text": "x", "color": "white"}, 'expected a colour like "#ffffff"'),
+    ],
+)
+def test_bad_settings_are_one_line_errors(
+    raw: dict[str, Any], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_settings({"watermark": raw})
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    from ssg_dmi.settings import load_config_file
+
+    (tmp_path / "conf").mkdir()
+    Image.new("RGBA", (8, 8)).save(tmp_path / "conf" / "mark.png")
+    toml = tmp_path / "conf" / "ssg-dmi.toml"
+    toml.write_text('[watermark]\nlogo = "mark.png"\n', encoding="utf-8")
+    mark = load_config_file(toml).watermark_for("a.jpg")
+    assert mark is not None and mark.logo == str((tmp_path / "conf" / "mark.png").resolve())
+    toml.write_text('[[rules]]\npath = "x/*"\nwatermark = "nosuch"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="names no style"):
+        load_config_file(toml)
+
+
+def test_bad_font_and_logo_files_are_config_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.ttf"
+    bad.write_bytes(b"not a font")
+    with pytest.raises(ConfigError, match="is not a TrueType/OpenType font"):
+        options(Watermark(text="x", font=str(bad)))
+    bad_logo = tmp_path / "bad.png"
+    bad_logo.write_bytes(b"not an image")
+    with pytest.raises(ConfigError, match="is not an image Pillow reads"):
+        options(Watermark(logo=str(bad_logo)))
+
+
+def test_originals_tag_with_apply_to_all_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match='set `apply_to = "variants"`'):
+        load_settings({"originals": "tag", "watermark": {"text": "x"}})
+    s = load_settings({"originals": "tag", "watermark": {"text": "x", "apply_to": "variants"}})
+    assert s.watermark_for("a.jpg") is not None
+    with pytest.raises(ConfigError, match="originals"):
+        load_settings({"watermark": {"text": "x"}}).with_overrides(originals="tag")
+
+
+def test_a_second_build_over_its_own_output_does_not_mark_twice() -> None:
+    mark = dataclasses.replace(TEXT, opacity=0.5)
+    pairs, _, _ = render(source(), "p.png", ImagePolicy(), options(mark))
+    once = Image.open(io.BytesIO(pairs[0][1])).convert("L").getextrema()[1]
+    again, tags, _ = render(pairs[0][1], "p.png", ImagePolicy(), options(mark))
+    twice = Image.open(io.BytesIO(again[0][1])).convert("L").getextrema()[1]
+    assert once == pytest.approx(128, abs=12) and twice == once
+    assert ALREADY_MARKED in tags.notes
+
+
+def test_animations_are_not_marked_and_say_so() -> None:
+    frames = [Image.new("RGB", (600, 400), c) for c in ((0, 0, 0), (0, 0, 40))]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    _, tags, _ = render(buf.getvalue(), "a.gif", ImagePolicy(), options(TEXT))
+    assert watermark.NOT_MARKED_ANIMATED in tags.notes
