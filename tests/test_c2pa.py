@@ -444,3 +444,70 @@ def test_signing_without_the_extra_is_one_config_error(
     site = site_with(tmp_path, "jpeg")
     with pytest.raises(ConfigError, match=re.escape("pip install 'ssg-dmi[c2pa]'")):
         build(site, c2pa=table(chain))
+
+
+def test_tag_signs_when_c2pa_is_set(
+    tmp_path: Path, chain: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = site_with(tmp_path, "jpeg") / "img"
+    (src / "b.png").write_bytes(encode(photo((200, 150)), "PNG"))
+    (src / "c.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4"/></svg>'
+    )
+    config = tmp_path / "ssg-dmi.toml"
+    config.write_text(f'dmi = "DMI-PROHIBITED"\n[c2pa]\ncert = "{chain[0]}"\nkey = "{chain[1]}"\n')
+    out_dir = tmp_path / "out"
+    code, out, err = cli(capsys, "tag", "--config", str(config), "--out", str(out_dir), str(src))
+    assert code == 0, err
+    assert "PRIVATE" not in out + err
+    for name in ("a.jpg", "b.png"):  # each output signed, its source the parent
+        reader, active = read(out_dir / name)
+        assert reader.get_validation_state() == "Valid", name
+        assert uses(active, "cawg.training-mining", "cawg") == dict.fromkeys(USES, "notAllowed")
+        assert uses(active, "c2pa.training-mining", "c2pa") == dict.fromkeys(USES, "notAllowed")
+        (ingredient,) = active["ingredients"]
+        assert ingredient["title"] == name and ingredient["relationship"] == "parentOf"
+        assert b"c2pa" not in (src / name).read_bytes()  # the sources are left alone
+    assert b"c2pa" not in (out_dir / "c.svg").read_bytes()
+    assert "note: " in err and "not signed with C2PA: ssg-dmi signs raster images only" in err
+    # Without the table, `tag` signs nothing (and the key is never needed).
+    config.write_text('dmi = "DMI-PROHIBITED"\n')
+    code, _, err = cli(capsys, "tag", "--config", str(config), "--in-place", str(src / "a.jpg"))
+    assert code == 0, err
+    assert b"c2pa" not in (src / "a.jpg").read_bytes()
+
+
+def c2pa_missing(site: Path, **values: Any) -> list[tuple[str, str]]:
+    from ssg_dmi.audit.folder import check_site
+
+    from .builds import settings
+
+    report = check_site(site, settings(**values))
+    return [(f.path, f.severity) for f in report.findings if f.code == "image-c2pa-missing"]
+
+
+@pytest.mark.parametrize("apply_to", ["originals", "all"])
+def test_check_flags_an_image_the_build_signs_that_has_no_manifest(
+    tmp_path: Path, chain: tuple[Path, Path], apply_to: str
+) -> None:
+    values: dict[str, Any] = {"dmi": "DMI-PROHIBITED", "widths": [320], "formats": ["webp"]}
+    signed = {**values, "c2pa": table(chain, apply_to=apply_to)}
+    site = site_with(tmp_path / "signed", "jpeg")
+    (site / "img" / "c.svg").write_text(  # never signed: never missing its manifest
+        '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><rect width="4"/></svg>'
+    )
+    assert not build(site, **signed).errors
+    plain = site_with(tmp_path / "plain", "jpeg")
+    assert not build(plain, **values).errors
+    (variant,) = (p.name for p in (site / "img").iterdir() if p.suffix == ".webp")
+    (unsigned_variant,) = (p for p in (plain / "img").iterdir() if p.suffix == ".webp")
+    assert c2pa_missing(site, **signed) == []  # a clean signed build
+    assert c2pa_missing(site, **values) == []  # without [c2pa], no manifest is expected
+    # An unsigned (but tagged) copy in place of the signed original, then of the variant.
+    shutil.copyfile(plain / "img" / "a.jpg", site / "img" / "a.jpg")
+    assert c2pa_missing(site, **signed) == [("img/a.jpg", "error")]
+    shutil.copyfile(unsigned_variant, site / "img" / variant)
+    expected = [("img/a.jpg", "error")]
+    if apply_to == "all":  # variants are signed too, so one without a manifest is flagged
+        expected.append((f"img/{variant}", "error"))
+    assert sorted(c2pa_missing(site, **signed)) == sorted(expected)

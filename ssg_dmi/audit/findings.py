@@ -18,6 +18,7 @@ CODES = {
     "image-unreadable": "the file's container or metadata cannot be read",
     "image-c2pa-wrong": "its C2PA training-mining assertion differs from the policy, or the "
     "manifest no longer matches the bytes",
+    "image-c2pa-missing": "`[c2pa]` is set but an image the build signs has no C2PA manifest",
     "page-dmi-invalid": '<meta name="ssg-dmi"> or data-dmi holds no DataMining value',
     "page-robots-meta": '<meta name="robots"> missing, doubled or without the directives',
     "page-tdm-meta": '<meta name="tdm-reservation"> / "tdm-policy" missing or wrong',

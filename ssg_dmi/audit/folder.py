@@ -15,7 +15,7 @@ from . import themes
 from .crawl import MAX_PAGE_BYTES
 from .expect import Expectations, site_overrides
 from .findings import CheckReport, Finding
-from .image_checks import check_image, pixel_width
+from .image_checks import check_image, expects_manifest, pixel_width
 from .page_checks import check_candidate, check_img_size, check_page_metas
 from .page_facts import parse_srcset, read_page
 from .site_files import SITE_FILES, compare_site_files, read_site_files, url_path
@@ -96,7 +96,8 @@ def check_site(
         except OSError as exc:
             report.findings.append(Finding("image-unreadable", rel, f"cannot read ({exc})"))
             continue
-        report.findings += check_image(data, rel, expect.image(rel))
+        signed = expects_manifest(rel, settings.c2pa)
+        report.findings += check_image(data, rel, expect.image(rel), signed=signed)
     _check_pages(site, report, expect, pages)
     if settings.site_files:
         report.findings += _dir_site_files(site, report, expect, images + variants, pages)

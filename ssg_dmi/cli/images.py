@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..build.job import NO_SVG_C2PA
 from ..errors import ImageError
 from ..fsutil import atomic_write, shown
+from ..images.containers import Format
 from ..images.facts import inspect_bytes
-from ..images.tagging import tag_bytes
+from ..images.provenance import Signing, load_signing, sign
+from ..images.tagging import Tagged, tag_bytes
+from ..policy import ImagePolicy
 from ..walk import walk_images
 from .parser import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, settings_from
 
@@ -46,6 +51,8 @@ def collect(paths: Sequence[Path], out: Path | None) -> tuple[list[TagTarget], l
 def cmd_tag(args: argparse.Namespace) -> int:
     """Tag every image named; report one line per file."""
     settings = settings_from(args.config).with_overrides(dmi=args.dmi, metadata=args.metadata)
+    # Checked once, before any file is touched, as the build does.
+    signing = load_signing(settings.c2pa) if settings.c2pa is not None else None
     jobs, problems = collect(args.paths, args.out)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
@@ -63,6 +70,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
                 max_pixels=settings.max_pixels,
                 quality=settings.quality,
             )
+            if signing is not None:  # last: the signature covers the bytes written
+                result = _signed(result, data, job.source.name, policy, signing)
             atomic_write(job.target, result.data)
         except ImageError as exc:
             failed += 1
@@ -84,6 +93,24 @@ def cmd_tag(args: argparse.Namespace) -> int:
     failed += len(problems)
     print(f"{tagged} tagged, {failed} failed", file=sys.stderr)
     return EXIT_FINDINGS if failed or (args.strict and noted) else EXIT_OK
+
+
+def _signed(
+    result: Tagged, source: bytes, name: str, policy: ImagePolicy, signing: Signing
+) -> Tagged:
+    """``result`` signed with C2PA as the build signs an original (the source file is its
+    parent ingredient); SVG, or a file the SDK refuses, stays tagged with a note."""
+    if result.format is Format.SVG:
+        return dataclasses.replace(result, notes=(*result.notes, NO_SVG_C2PA))
+    try:
+        signed = sign(
+            result.data, result.format, policy, signing, parent=(source, result.format, name)
+        )
+    except ImageError as exc:
+        return dataclasses.replace(
+            result, notes=(*result.notes, f"{exc}; left tagged but unsigned")
+        )
+    return dataclasses.replace(result, data=signed)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -117,7 +144,6 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def _c2pa_summary(data: bytes, fmt: str) -> dict[str, object] | None:
     """The file's C2PA manifest, read back (None: it has none)."""
-    from ..images.containers import Format
     from ..images.provenance_read import read_if_signed, summary
 
     try:
