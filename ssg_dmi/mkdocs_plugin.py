@@ -80,6 +80,7 @@ class DmiPlugin(BasePlugin[DmiConfig]):
         self.executor: Workers | None = None
         self.started = False  # between on_startup and on_shutdown: a pool may live on
         self.page_dmi: dict[str, str] = {}
+        self.page_watermark: dict[str, str] = {}
         self.settings: Settings | None = None
         self.raw: dict[str, Any] = {}
         self.config_dir = Path()
@@ -114,6 +115,7 @@ class DmiPlugin(BasePlugin[DmiConfig]):
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         self.page_dmi = {}
+        self.page_watermark = {}
         self.settings = None
         if not self.config.enabled:
             return config
@@ -158,6 +160,9 @@ class DmiPlugin(BasePlugin[DmiConfig]):
         value = page.meta.get("dmi")
         if value is not None:
             self.page_dmi[page.file.dest_uri] = str(value)
+        mark = page.meta.get("watermark")
+        if mark is not None:  # `watermark: none` is the string "none"; `false` means it too
+            self.page_watermark[page.file.dest_uri] = "none" if mark is False else str(mark)
         return context
 
     @event_priority(-100)  # after other plugins (material/optimize) have written their files
@@ -173,6 +178,7 @@ class DmiPlugin(BasePlugin[DmiConfig]):
                 executor=self.executor,
                 page_dmi=self.page_dmi,
                 progress=False,
+                page_watermark=self.page_watermark,
             )
         except SsgDmiError as exc:
             raise PluginError(str(exc)) from None

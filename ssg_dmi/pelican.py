@@ -26,6 +26,7 @@ class _State:
     def __init__(self) -> None:
         self.settings: Settings | None = None
         self.page_dmi: dict[str, str] = {}
+        self.page_watermark: dict[str, str] = {}
 
 
 STATE = _State()
@@ -61,6 +62,9 @@ def _collect(contents: Any) -> None:
         value = content.metadata.get("dmi")
         if value and getattr(content, "save_as", None):
             STATE.page_dmi[content.save_as] = str(value)
+        mark = content.metadata.get("watermark")
+        if mark and getattr(content, "save_as", None):
+            STATE.page_watermark[content.save_as] = str(mark)
 
 
 def on_articles(generator: Any) -> None:
@@ -82,7 +86,11 @@ def on_finalized(pelican: Any) -> None:
     settings = STATE.settings or settings_from_pelican(pelican.settings)
     try:
         report = run_site(
-            Path(pelican.output_path), settings, page_dmi=dict(STATE.page_dmi), progress=False
+            Path(pelican.output_path),
+            settings,
+            page_dmi=dict(STATE.page_dmi),
+            progress=False,
+            page_watermark=dict(STATE.page_watermark),
         )
     finally:
         STATE.__init__()  # type: ignore[misc]

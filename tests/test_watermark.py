@@ -303,3 +303,110 @@ def test_animations_are_not_marked_and_say_so() -> None:
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100)
     _, tags, _ = render(buf.getvalue(), "a.gif", ImagePolicy(), options(TEXT))
     assert watermark.NOT_MARKED_ANIMATED in tags.notes
+
+
+def marked(path: Path) -> bool:
+    return ink(Image.open(path).convert("RGB")) is not None
+
+
+def test_data_watermark_and_page_meta_override_per_image(tmp_path: Path) -> None:
+    from ssg_dmi.build.site import run_site
+
+    site = tmp_path / "site"
+    site.mkdir()
+    for name in ("a", "b", "c", "d", "e"):
+        (site / f"{name}.png").write_bytes(source((1000, 600)))
+    (site / "index.html").write_text(
+        '<html><head></head><body><img src="a.png"><img src="b.png" data-watermark="none">'
+        '<img src="c.png" data-watermark="proof"><img src="d.png" data-watermark="none">'
+        "</body></html>"
+    )
+    (site / "other.html").write_text(
+        '<html><head><meta name="ssg-dmi-watermark" content="none"></head><body>'
+        '<img src="e.png"><img src="d.png" data-watermark="proof"></body></html>'
+    )
+    settings = load_settings(
+        {
+            "widths": [480],
+            "watermark": {"text": "© A", "opacity": 1.0, "position": "top-left"},
+            "watermark_styles": {"proof": {"text": "PROOF", "tile": True, "opacity": 1.0}},
+        }
+    )
+    report = run_site(site, settings, progress=False)
+    assert marked(site / "a.png")
+    assert not marked(site / "b.png")  # data-watermark="none"
+    assert not marked(site / "e.png")  # the page's <meta name="ssg-dmi-watermark">
+    for name in ("c", "d"):  # the named style: tiled over the whole image
+        box = ink(Image.open(site / f"{name}.png").convert("RGB"))
+        assert box is not None and box[2] - box[0] > 900 and box[3] - box[1] > 500
+    corner = ink(Image.open(site / "a.png").convert("RGB"))
+    assert corner is not None and corner[2] < 500  # the site's mark, top-left only
+    # two pages disagree about d.png: a mark wins over "none", and the build says so
+    assert "d.png: pages disagree on its watermark; 'proof' used" in report.notes
+
+
+def test_an_unknown_style_in_data_watermark_is_a_config_error(tmp_path: Path) -> None:
+    from ssg_dmi.build.site import run_site
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "a.png").write_bytes(source((1000, 600)))
+    (site / "index.html").write_text('<html><body><img src="a.png" data-watermark="nosuch">')
+    settings = load_settings({"widths": [480], "watermark": {"text": "x"}})
+    with pytest.raises(ConfigError, match="names no style"):
+        run_site(site, settings, progress=False)
+
+
+def test_mkdocs_front_matter_watermark_none(tmp_path: Path) -> None:
+    pytest.importorskip("mkdocs")
+    from .test_plugins import mkdocs_build
+
+    docs = tmp_path / "docs"
+    (docs / "img").mkdir(parents=True)
+    for name in ("a", "b"):
+        (docs / "img" / f"{name}.png").write_bytes(source((1000, 600)))
+    (docs / "index.md").write_text("# Home\n\n![A](img/a.png)\n")
+    (docs / "plain.md").write_text("---\nwatermark: none\n---\n# Plain\n\n![B](img/b.png)\n")
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: T\nplugins:\n  - ssg-dmi:\n      jobs: 1\n      widths: [480]\n"
+        "      watermark:\n        text: '© A'\n        opacity: 1.0\n"
+    )
+    site = tmp_path / "site"
+    mkdocs_build(tmp_path / "mkdocs.yml", site)
+    assert marked(site / "img" / "a.png")
+    assert not marked(site / "img" / "b.png")
+
+
+def test_pelican_watermark_metadata(tmp_path: Path) -> None:
+    pytest.importorskip("pelican")
+    from pelican import Pelican
+    from pelican.settings import read_settings
+
+    content = tmp_path / "content"
+    (content / "images").mkdir(parents=True)
+    for name in ("a", "b"):
+        (content / "images" / f"{name}.png").write_bytes(source((1000, 600)))
+    (content / "a.md").write_text("Title: A\nDate: 2026-01-01\n\n![A]({static}/images/a.png)\n")
+    (content / "b.md").write_text(
+        "Title: B\nDate: 2026-01-02\nWatermark: none\n\n![B]({static}/images/b.png)\n"
+    )
+    output = tmp_path / "output"
+    settings = read_settings(
+        override={
+            "PATH": str(content),
+            "OUTPUT_PATH": str(output),
+            "STATIC_PATHS": ["images"],
+            "PLUGINS": ["ssg_dmi.pelican"],
+            "SSG_DMI": {
+                "jobs": 1,
+                "cache": False,
+                "widths": [480],
+                "watermark": {"text": "© A", "opacity": 1.0},
+            },
+            "RELATIVE_URLS": True,
+            "CACHE_CONTENT": False,
+        }
+    )
+    Pelican(settings).run()
+    assert marked(output / "images" / "a.png")
+    assert not marked(output / "images" / "b.png")

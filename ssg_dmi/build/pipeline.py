@@ -57,7 +57,9 @@ def plan_jobs(
     existing: dict[str, list[str]] | None = None,
     skipped: list[str] | None = None,
 ) -> tuple[list[Job], dict[str, str]]:
-    """One job per distinct (source bytes, policy); unreadable files are errors."""
+    """One job per distinct (source bytes, policy, watermark): ``overrides`` gives each file
+    path at most one value (pages that disagree are settled before); unreadable files are
+    errors."""
     options = Options(
         widths=settings.widths,
         formats=settings.formats,

@@ -21,7 +21,7 @@ from ..errors import BuildInterrupted, ConfigError
 from ..fsutil import atomic_write, shown
 from ..pages import rewrite as pagehtml
 from ..pages.head import declare_dmi, keep_ratio
-from ..pages.overrides import PageStore, collect_overrides, dmi_value
+from ..pages.overrides import PageStore, collect_all, dmi_value
 from ..pages.scan import scan
 from ..policy import DMI
 from ..settings import Settings
@@ -192,8 +192,10 @@ def run_site(
     executor: Executor | Workers | None = None,
     page_dmi: Mapping[str, str] | None = None,
     progress: bool | None = None,
+    page_watermark: Mapping[str, str] | None = None,
 ) -> SiteReport:
     """The whole build of one site folder; see the module docstring for the order.
+    ``page_dmi`` and ``page_watermark``: the adapter's front-matter values by page.
 
     Ctrl-C or SIGTERM raise :class:`~ssg_dmi.errors.BuildInterrupted` within a second or
     two: workers are terminated, no temp file is left, and what was written is consistent
@@ -210,13 +212,17 @@ def run_site(
             pages = find_pages(site, skipped_pages)
             # Each page is read and decoded once: the rewrite reuses what this pass read.
             store = PageStore(site)
-            page_values, image_values, notes = collect_overrides(
-                site, pages, page_dmi, settings.base_url, store
-            )
+            found = collect_all(site, pages, page_dmi, settings.base_url, store, page_watermark)
+            page_values, image_values, notes = found.pages, found.images, found.notes
+            image_marks = found.image_marks()
 
             def overrides(rel: str) -> Mapping[str, Any] | None:
-                value = image_values.get(rel)
-                return {"dmi": value} if value is not None else None
+                given: dict[str, Any] = {}
+                if (value := image_values.get(rel)) is not None:
+                    given["dmi"] = value
+                if (mark := image_marks.get(rel)) is not None:
+                    given["watermark"] = mark
+                return given or None
 
             stage = ""
             images = run(

@@ -5,6 +5,13 @@ them).
 A page's value comes from the adapter (front matter ``dmi:``) or its
 ``<meta name="ssg-dmi">``; an image's from its ``<img data-dmi>``, else from the page
 showing it. When pages disagree about one image, the most restrictive value wins.
+
+Watermarks flow the same way: a page's ``"none"`` or style name from the adapter (front
+matter ``watermark:``) or its ``<meta name="ssg-dmi-watermark">``, an image's from its
+``<img data-watermark>``, else from the page showing it. An image file has one set of
+outputs, so when pages disagree about one image the most specific value wins (the image's
+own ``data-watermark`` over a page's value), then a mark over ``"none"`` (an image some
+page wants protected stays protected), then the first style name in sorted order.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..policy import DMI, most_restrictive, not_a_dmi
 from .encoding import PageText, decode_page
-from .scan import scan
+from .scan import PageScan, scan
 
 
 class PageStore:
@@ -62,7 +69,13 @@ def page_values(
 ) -> tuple[DMI | None, list[tuple[str, DMI]]]:
     """One page's own value (``declared`` by the adapter, else its meta) and the (site
     path, value) of each image it gives one; ConfigError naming the page for a bad value."""
-    found = scan(text, rel, base_url)
+    return scanned_values(scan(text, rel, base_url), rel, declared)
+
+
+def scanned_values(
+    found: PageScan, rel: str, declared: str | None = None
+) -> tuple[DMI | None, list[tuple[str, DMI]]]:
+    """:func:`page_values` of a page already scanned."""
     given = declared or found.dmi
     page = dmi_value(given, rel) if given else None
     images = []
@@ -73,6 +86,30 @@ def page_values(
     return page, images
 
 
+# A watermark value with how specific it is: 1 from a page, 2 from the image's own attribute.
+Mark = tuple[int, str]
+
+
+def page_marks(found: PageScan, declared: str | None = None) -> list[tuple[str, Mark]]:
+    """The (site path, watermark value) of each image of a scanned page that gets one: its
+    ``data-watermark``, else the page's (``declared`` by the adapter, else its meta)."""
+    page = (declared or "").strip() or found.watermark
+    own = dict(found.marks)
+    out: list[tuple[str, Mark]] = []
+    for image, _ in found.images:
+        if image in own:
+            out.append((image, (2, own[image])))
+        elif page:
+            out.append((image, (1, page)))
+    return out
+
+
+def mark_order(mark: Mark) -> tuple[int, int, str]:
+    """Sort key: the value that wins for an image sorts first."""
+    level, value = mark
+    return (-level, value.lower() == "none", value)
+
+
 @dataclass
 class Overrides:
     """The values collected over a site's pages."""
@@ -80,6 +117,7 @@ class Overrides:
     pages: dict[str, DMI] = field(default_factory=dict)
     images: dict[str, DMI] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    marks: dict[str, Mark] = field(default_factory=dict)
 
     def add(self, rel: str, page: DMI | None, images: list[tuple[str, DMI]]) -> None:
         """Merge one page's values (the most restrictive wins for an image)."""
@@ -94,6 +132,19 @@ class Overrides:
                 )
             self.images[image] = value
 
+    def add_marks(self, marks: list[tuple[str, Mark]]) -> None:
+        """Merge one page's watermark values (see the module docstring for who wins)."""
+        for image, mark in marks:
+            previous = self.marks.get(image)
+            if previous is not None and previous[1] != mark[1]:
+                mark = min(previous, mark, key=mark_order)
+                self.notes.append(f"{image}: pages disagree on its watermark; {mark[1]!r} used")
+            self.marks[image] = mark
+
+    def image_marks(self) -> dict[str, str]:
+        """The watermark value of each image some page gives one."""
+        return {image: value for image, (_, value) in self.marks.items()}
+
 
 def collect_overrides(
     site: Path,
@@ -104,14 +155,30 @@ def collect_overrides(
 ) -> tuple[dict[str, DMI], dict[str, DMI], list[str]]:
     """Page and image DMI overrides of the pages of ``site``. Returns (pages, images,
     notes); a page that cannot be read is passed over (the rewrite says why)."""
+    found = collect_all(site, pages, page_dmi, base_url, store)
+    return found.pages, found.images, found.notes
+
+
+def collect_all(
+    site: Path,
+    pages: list[str],
+    page_dmi: Mapping[str, str] | None,
+    base_url: str,
+    store: PageStore | None = None,
+    page_watermark: Mapping[str, str] | None = None,
+) -> Overrides:
+    """:func:`collect_overrides` with the watermark values too (``page_watermark``: the
+    adapter's front-matter values by page), each page scanned once."""
     found = Overrides()
     store = store or PageStore(site, budget=0)
     for rel in pages:
         page = store.get(rel)
         if isinstance(page, str):
             continue
-        found.add(rel, *page_values(page.text, rel, base_url, (page_dmi or {}).get(rel)))
-    return found.pages, found.images, found.notes
+        scanned = scan(page.text, rel, base_url)
+        found.add(rel, *scanned_values(scanned, rel, (page_dmi or {}).get(rel)))
+        found.add_marks(page_marks(scanned, (page_watermark or {}).get(rel)))
+    return found
 
 
 def dmi_value(value: str, where: str) -> DMI:

@@ -1,5 +1,7 @@
 """What the build needs from a page before rewriting it: the page's own DMI value (its
-``<meta name="ssg-dmi">`` outside ``<template>``) and every real local ``<img>``."""
+``<meta name="ssg-dmi">`` outside ``<template>``), its watermark (``<meta
+name="ssg-dmi-watermark">``) and every real local ``<img>`` (with its ``data-dmi`` and
+``data-watermark``)."""
 
 from __future__ import annotations
 
@@ -17,14 +19,19 @@ class PageScan:
 
     dmi: str | None  # <meta name="ssg-dmi" content="…">, stripped
     images: tuple[tuple[str, str | None], ...]  # (site path, data-dmi) of each local <img>
+    watermark: str | None = None  # <meta name="ssg-dmi-watermark" content="…">, stripped
+    marks: tuple[tuple[str, str], ...] = ()  # (site path, data-watermark) where one is given
 
 
 def scan(html: str, page_path: str, base_url: str = "/") -> PageScan:
-    """The page's own DMI value and every real local ``<img>`` with its ``data-dmi``."""
+    """The page's own DMI value and watermark, and every real local ``<img>`` with its
+    ``data-dmi`` (and, in ``marks``, its ``data-watermark`` where it has one)."""
     base = split_base(base_url)
     directory = document_dir(html, page_dir(page_path, base))
     dmi: str | None = None
+    mark: str | None = None
     images: list[tuple[str, str | None]] = []
+    marks: list[tuple[str, str]] = []
     template = 0
     for tag in iter_tags(html, frozenset({"img", "meta", "template"})):
         if tag.name == "template":
@@ -35,9 +42,13 @@ def scan(html: str, page_path: str, base_url: str = "/") -> PageScan:
             name = (tag.get("name") or "").strip().lower()
             if name == "ssg-dmi" and dmi is None and not template:
                 dmi = (tag.get("content") or "").strip() or None
+            elif name == "ssg-dmi-watermark" and mark is None and not template:
+                mark = (tag.get("content") or "").strip() or None
         elif directory is not None and (src := tag.get("src")) is not None:
             path = site_path(resolve_url(src, directory), base)
             if path is not None:
                 data = tag.get("data-dmi")
                 images.append((path, None if data is None else data.strip()))
-    return PageScan(dmi, tuple(images))
+                if given := (tag.get("data-watermark") or "").strip():
+                    marks.append((path, given))
+    return PageScan(dmi, tuple(images), mark, tuple(marks))
