@@ -10,13 +10,12 @@ through. Referers are forgeable: this limits embedding, it does not stop scraper
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
 from .globs import globs
-from .parse import flag, kind, shown, unknown_key
+from .parse import flag, shown, table
 
 HOTLINK_KEYS = ("allow", "allow_empty_referer", "allow_search_engines", "paths")
 HOTLINK_PATHS = ("**/*.jpg", "**/*.jpeg", "**/*.png", "**/*.webp", "**/*.avif", "**/*.gif")
@@ -68,14 +67,7 @@ def hotlink_table(key: str, value: Any) -> HotlinkSettings:
     """The ``[hotlink]`` table; every key optional (an empty table turns it on with defaults)."""
     if isinstance(value, HotlinkSettings):
         return value
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f'`{key}`: expected a table like {{allow = ["example.org"]}}, '
-            f"got {shown(value)} ({kind(value)})"
-        )
-    for name in value:
-        if name not in HOTLINK_KEYS:
-            raise unknown_key(f"`{key}`: ", str(name), HOTLINK_KEYS)
+    value = table(key, value, HOTLINK_KEYS, '{allow = ["example.org"]}')
     allow = value.get("allow", [])
     if isinstance(allow, str):
         allow = [allow]

@@ -73,6 +73,19 @@ def unknown_key(where: str, key: str, allowed: tuple[str, ...]) -> ConfigError:
     )
 
 
+def table(key: str, value: Any, allowed: tuple[str, ...], example: str) -> Mapping[str, Any]:
+    """``value`` as a sub-table (``[c2pa]``, ``[hotlink]``, ``[watermark]``) whose keys are all
+    in ``allowed``; ``example`` shows the user what one looks like."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"`{key}`: expected a table like {example}, got {shown(value)} ({kind(value)})"
+        )
+    for name in value:
+        if name not in allowed:
+            raise unknown_key(f"`{key}`: ", str(name), allowed)
+    return value
+
+
 def text(key: str, value: Any) -> str:
     """A non-empty string that XMP can carry, stripped."""
     if not isinstance(value, str) or not value.strip():

@@ -8,12 +8,11 @@ signs reads it, and only for the moment it signs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .parse import http_url, kind, one_of, shown, text, unknown_key
+from .parse import http_url, one_of, table, text
 
 C2PA_ALGS = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
 C2PA_APPLY_TO = ("originals", "all")
@@ -36,14 +35,7 @@ def c2pa_table(key: str, value: Any) -> C2paSettings:
     """The ``[c2pa]`` table: ``cert`` and exactly one of ``key`` / ``key_env`` required."""
     if isinstance(value, C2paSettings):
         return value
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f'`{key}`: expected a table like {{cert = "chain.pem", key_env = "C2PA_KEY"}}, '
-            f"got {shown(value)} ({kind(value)})"
-        )
-    for name in value:
-        if name not in C2PA_KEYS:
-            raise unknown_key(f"`{key}`: ", str(name), C2PA_KEYS)
+    value = table(key, value, C2PA_KEYS, '{cert = "chain.pem", key_env = "C2PA_KEY"}')
     if "cert" not in value:
         raise ConfigError(f"`{key}`: `cert` (the PEM certificate chain file) is required")
     if ("key" in value) == ("key_env" in value):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .parse import flag, kind, one_of, shown, text, unknown_key
+from .parse import flag, kind, one_of, shown, table, text
 
 POSITIONS = (
     "top-left",
@@ -111,16 +111,8 @@ _PARSERS: dict[str, Any] = {
 
 def watermark_table(key: str, value: Any) -> dict[str, Any]:
     """A ``[watermark]``-style table, its keys parsed (those not given stay unset)."""
-    if not isinstance(value, Mapping):
-        raise ConfigError(
-            f'`{key}`: expected a table like {{text = "© 2026 Ana Example"}}, '
-            f"got {shown(value)} ({kind(value)})"
-        )
-    parsed: dict[str, Any] = {}
-    for name, raw in value.items():
-        if name not in WATERMARK_KEYS:
-            raise unknown_key(f"`{key}`: ", str(name), WATERMARK_KEYS)
-        parsed[name] = _PARSERS[name](f"{key}.{name}", raw)
+    value = table(key, value, WATERMARK_KEYS, '{text = "© 2026 Ana Example"}')
+    parsed = {name: _PARSERS[name](f"{key}.{name}", raw) for name, raw in value.items()}
     if parsed.get("text") and parsed.get("logo"):
         raise ConfigError(f"`{key}`: set `text` or `logo`, not both")
     return parsed
@@ -138,10 +130,10 @@ def watermark_styles(key: str, value: Any) -> dict[str, dict[str, Any]]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"`{key}`: expected a table of named watermark tables")
     styles = {}
-    for name, table in value.items():
+    for name, style in value.items():
         if name == NONE:
             raise ConfigError(f'`{key}`: "none" is reserved (it means no watermark)')
-        styles[str(name)] = watermark_table(f"{key}.{name}", table)
+        styles[str(name)] = watermark_table(f"{key}.{name}", style)
     return styles
 
 
