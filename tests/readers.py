@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from ssg_dmi.policy import DMI
+
 PLUS = "http://ns.useplus.org/ldf/vocab/"
 PROHIBITED = PLUS + "DMI-PROHIBITED"
 
@@ -124,3 +126,18 @@ def content_usage(value: str) -> dict[str, str]:
         assert not params, (label, params)
         out[label] = str(item)
     return out
+
+
+def settings_for_every_value(dmi: DMI, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """Raw settings for ``dmi`` with what its SEE… values require, and ``rules`` plus a
+    path with a space: the widest snippet a server must accept."""
+    extra = {
+        DMI.PROHIBITED_SEECONSTRAINT: {"other_constraints": "Ask first"},
+        DMI.PROHIBITED_SEEEMBEDDEDRIGHTSEXPR: {"embedded_rights_expression": "{}"},
+        DMI.PROHIBITED_SEELINKEDRIGHTSEXPR: {"linked_rights_expression": "https://e.org/r"},
+    }.get(dmi, {})
+    return {
+        "dmi": dmi.key,
+        **extra,
+        "rules": [*rules, {"path": "a b/**", "dmi": "DMI-PROHIBITED"}],
+    }

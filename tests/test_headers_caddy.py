@@ -24,7 +24,7 @@ from ssg_dmi.sitefiles.render import SitePolicy, site_policy
 from ssg_dmi.sitefiles.writer import write_site_files
 
 from . import servers
-from .readers import content_usage
+from .readers import content_usage, settings_for_every_value
 from .servers import caddy_config, caddy_validate, free_port, needs_caddy, needs_nginx
 from .test_headers_nginx import (
     JPEG,
@@ -207,17 +207,7 @@ def test_snippet_matchers_exclude_more_specific_rules() -> None:
 @needs_caddy
 @pytest.mark.parametrize("dmi", list(DMI))
 def test_caddy_accepts_the_snippet_for_every_value(dmi: DMI, tmp_path: Path) -> None:
-    extra = {
-        DMI.PROHIBITED_SEECONSTRAINT: {"other_constraints": "Ask first"},
-        DMI.PROHIBITED_SEEEMBEDDEDRIGHTSEXPR: {"embedded_rights_expression": "{}"},
-        DMI.PROHIBITED_SEELINKEDRIGHTSEXPR: {"linked_rights_expression": "https://e.org/r"},
-    }.get(dmi, {})
-    raw = {
-        "dmi": dmi.key,
-        **extra,
-        "rules": [*NESTED, {"path": "a b/**", "dmi": "DMI-PROHIBITED"}],
-    }
-    policy = site_policy(load_settings(raw))
+    policy = site_policy(load_settings(settings_for_every_value(dmi, NESTED)))
     site_block = with_import(tmp_path, policy, 'https://e.org/p?a=$x&b={path}"')
     caddyfile = tmp_path / "Caddyfile"
     caddyfile.write_text(caddy_config(make_site(tmp_path), free_port(), site_block))

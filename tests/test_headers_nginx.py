@@ -32,7 +32,7 @@ from ssg_dmi.sitefiles.headers import (
 from ssg_dmi.sitefiles.render import BEGIN, END, SitePolicy, site_policy
 
 from . import servers
-from .readers import content_usage
+from .readers import content_usage, settings_for_every_value
 from .servers import free_port, needs_nginx, nginx_config, nginx_syntax, stop
 
 APACHE = shutil.which("apache2") or "/usr/sbin/apache2"
@@ -210,17 +210,7 @@ def test_base_path_limits_the_headers(tmp_path: Path) -> None:
 @needs_nginx
 @pytest.mark.parametrize("dmi", list(DMI))
 def test_nginx_accepts_the_snippet_for_every_value(dmi: DMI, tmp_path: Path) -> None:
-    extra = {
-        DMI.PROHIBITED_SEECONSTRAINT: {"other_constraints": "Ask first"},
-        DMI.PROHIBITED_SEEEMBEDDEDRIGHTSEXPR: {"embedded_rights_expression": "{}"},
-        DMI.PROHIBITED_SEELINKEDRIGHTSEXPR: {"linked_rights_expression": "https://e.org/r"},
-    }.get(dmi, {})
-    raw = {
-        "dmi": dmi.key,
-        **extra,
-        "rules": [*GALLERY, {"path": "a b/**", "dmi": "DMI-PROHIBITED"}],
-    }
-    policy = site_policy(load_settings(raw))
+    policy = site_policy(load_settings(settings_for_every_value(dmi, GALLERY)))
     server = with_snippet(tmp_path, policy, "https://e.org/p?a=$x")
     snippet = tmp_path / NGINX_SNIPPET
     conf = tmp_path / "nginx.conf"
