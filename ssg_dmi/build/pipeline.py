@@ -82,7 +82,8 @@ def plan_jobs(
         mark = settings.watermark_for(rel, given)
         groups.setdefault((sha256(data), len(data), policy, mark), []).append(rel)
     cache = str(cache_dir) if cache_dir else None
-    marked = {key[3]: marked_options(options, key[3]) for key in groups}
+    # Once per distinct mark, not per image: checking a mark loads its font and logo.
+    marked = {mark: marked_options(options, mark) for mark in {key[3] for key in groups}}
     jobs = [
         Job(str(site), tuple(rels), digest, size, policy, marked[mark], cache)
         for (digest, size, policy, mark), rels in groups.items()
