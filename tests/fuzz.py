@@ -668,11 +668,18 @@ def _escaped(result: subprocess.CompletedProcess[str]) -> str | None:
     return None
 
 
+WATERMARKED = '[watermark]\ntext = "fuzz"\nmin_width = 1\n'
+
+
 def run_batch(batch: Sequence[Mutant], work: Path, hang: float, out: Findings) -> None:
     """Build one site made of ``batch``; on a timeout, find the mutant that hangs."""
     folder = Path(tempfile.mkdtemp(prefix="batch-", dir=work))
     site, report = folder / "site", folder / "report.json"
     _site_for(batch, site)
+    if out.batches % 2:
+        # Every other batch is watermarked (the build runs in `folder`, so this file is its
+        # config): the mark is drawn on each mutant that decodes, inside the same containment.
+        (folder / "ssg-dmi.toml").write_text(WATERMARKED)
     started = time.monotonic()
     # A batch running over `hang` (plus start-up) is re-run one mutant at a time: no single
     # mutant taking longer than `hang` can hide among fast ones.
