@@ -27,6 +27,7 @@ from mkdocs.utils.templates import TemplateContext
 
 from .build.workers import Workers
 from .errors import ConfigError, SsgDmiError
+from .pages.head import declare_watermark
 from .settings import DEFAULT, FIELDS, POLICY_KEYS, Field, Settings, load_with_file
 
 log = get_plugin_logger(__name__)
@@ -164,6 +165,15 @@ class DmiPlugin(BasePlugin[DmiConfig]):
         if mark is not None:  # `watermark: none` is the string "none"; `false` means it too
             self.page_watermark[page.file.dest_uri] = "none" if mark is False else str(mark)
         return context
+
+    def on_post_page(self, output: str, *, page: Page, config: MkDocsConfig) -> str | None:
+        # The front-matter watermark goes into the page as <meta name="ssg-dmi-watermark">
+        # (as `dmi:` does as <meta name="ssg-dmi">): a later `ssg-dmi build` over this output
+        # then honours it too, instead of marking the page's images.
+        mark = self.page_watermark.get(page.file.dest_uri)
+        if not self.config.enabled or self.settings is None or mark is None:
+            return output
+        return declare_watermark(output, mark, page.file.dest_uri)
 
     @event_priority(-100)  # after other plugins (material/optimize) have written their files
     def on_post_build(self, *, config: MkDocsConfig) -> None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pelican import signals  # type: ignore[attr-defined]
 
 from .errors import ConfigError
+from .pages.head import declare_watermark_files
 from .settings import Settings, load_with_file
 
 log = logging.getLogger("ssg_dmi.pelican")
@@ -84,6 +85,10 @@ def on_finalized(pelican: Any) -> None:
     from .build.site import run_site
 
     settings = STATE.settings or settings_from_pelican(pelican.settings)
+    # The metadata's watermark goes into each page as <meta name="ssg-dmi-watermark">, so a
+    # later `ssg-dmi build` over this output honours it too.
+    for line in declare_watermark_files(Path(pelican.output_path), dict(STATE.page_watermark)):
+        log.warning("ssg-dmi: %s", line)
     try:
         report = run_site(
             Path(pelican.output_path),

@@ -5,6 +5,9 @@ opt-out headers are still sent on allowed images."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -21,7 +24,12 @@ from ssg_dmi.errors import ConfigError
 from ssg_dmi.settings import load_settings
 from ssg_dmi.settings.hotlink import HOTLINK_PATHS
 from ssg_dmi.sitefiles.headers import CADDY_SNIPPET, NGINX_ADD_HEADER, NGINX_SNIPPET
-from ssg_dmi.sitefiles.hotlink import CLOUDFLARE_RULE, hotlink_notes
+from ssg_dmi.sitefiles.hotlink import (
+    CLOUDFLARE_RULE,
+    NETLIFY_DESTINATION,
+    NETLIFY_EDGE_FUNCTION,
+    hotlink_notes,
+)
 from ssg_dmi.sitefiles.render import site_policy
 from ssg_dmi.sitefiles.writer import write_site_files
 
@@ -97,25 +105,28 @@ def each_server() -> list[Any]:
     return [pytest.param(name, marks=MARKS[name]) for name in SERVERS]
 
 
+ALLOWED = [
+    None,
+    OWN,
+    "http://photos.example:8080/x",
+    "https://friend.example/post",
+    "https://partner.example/",
+    "https://a.b.partner.example/",
+    "https://www.google.de/",
+    "https://www.bing.com/images/search?q=x",
+]
+REFUSED = [
+    FOREIGN,
+    "https://photos.example.evil.example/",
+    "https://evil.example/?https://photos.example/",
+    "https://notfriend.example/",
+    "https://friend.example.evil/",
+]
+
+
 @pytest.mark.parametrize("server", each_server())
 def test_referers_decide_image_requests(server: str) -> None:
-    allowed = [
-        None,
-        OWN,
-        "http://photos.example:8080/x",
-        "https://friend.example/post",
-        "https://partner.example/",
-        "https://a.b.partner.example/",
-        "https://www.google.de/",
-        "https://www.bing.com/images/search?q=x",
-    ]
-    refused = [
-        FOREIGN,
-        "https://photos.example.evil.example/",
-        "https://evil.example/?https://photos.example/",
-        "https://notfriend.example/",
-        "https://friend.example.evil/",
-    ]
+    allowed, refused = ALLOWED, REFUSED
     with served(server) as url:
         for rel in IMAGES:
             for referer in allowed:
@@ -190,6 +201,7 @@ def test_cloudflare_rule_and_notes(tmp_path: Path) -> None:
     settings = load_settings({"hosts": ["netlify", "cloudflare"], "hotlink": {}})
     notes = " ".join(hotlink_notes(settings))
     assert CLOUDFLARE_RULE in notes and "Edge Function" in notes
+    assert NETLIFY_EDGE_FUNCTION in notes and NETLIFY_DESTINATION in notes
 
 
 @needs_nginx
@@ -239,3 +251,116 @@ def test_check_folder_finds_configs_without_the_rules(tmp_path: Path) -> None:
         ("site-file-inconsistent", CADDY_SNIPPET),
         ("site-file-missing", CLOUDFLARE_RULE),
     }
+
+
+# Runs the generated Edge Function as Netlify would call it: a Request, and a context whose
+# next() stands for the static file (200, with the opt-out header the _headers file adds).
+NODE_HARNESS = """
+import { readFileSync } from "node:fs";
+const { default: edge, config } = await import(process.argv[2]);
+const cases = JSON.parse(readFileSync(process.argv[3], "utf8"));
+const out = [];
+for (const [url, referer] of cases) {
+  let passed = 0;
+  const context = {
+    next: async () => {
+      passed += 1;
+      return new Response("file", { status: 200, headers: { "X-Robots-Tag": "noai, noimageai" } });
+    },
+  };
+  const headers = referer === null ? {} : { Referer: referer };
+  const response = await edge(new Request(url, { headers }), context);
+  out.push({
+    status: response.status,
+    passed,
+    vary: response.headers.get("vary"),
+    cache: response.headers.get("cache-control"),
+    robots: response.headers.get("x-robots-tag"),
+  });
+}
+console.log(JSON.stringify({ config, out }));
+"""
+
+
+def run_edge(tmp: Path, cases: list[tuple[str, str | None]], **hotlink: Any) -> list[Any]:
+    """The generated Edge Function's answer to each (URL, Referer), run under Node."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    site = tmp / "site"
+    site.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(
+        {
+            "base_url": "https://photos.example/",
+            "hosts": ["netlify"],
+            "hotlink": {**HOTLINK, **hotlink},
+        }
+    )
+    write_site_files(site, site_policy(settings), settings)
+    function = tmp / "edge.mjs"
+    function.write_text((site / NETLIFY_EDGE_FUNCTION).read_text(), encoding="utf-8")
+    harness = tmp / "harness.mjs"
+    harness.write_text(NODE_HARNESS, encoding="utf-8")
+    (tmp / "cases.json").write_text(json.dumps(cases), encoding="utf-8")
+    done = subprocess.run(
+        [node, str(harness), function.as_uri(), str(tmp / "cases.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["config"] == {"path": "/*"}
+    return list(result["out"])
+
+
+def test_netlify_edge_function_decides_like_the_servers(tmp_path: Path) -> None:
+    base = "https://photos.example/"
+    cases: list[tuple[str, str | None]] = []
+    for rel in IMAGES:
+        cases += [(base + rel, r) for r in ALLOWED] + [(base + rel, r) for r in REFUSED]
+    cases += [(base + rel, r) for rel in PAGES for r in (None, OWN, FOREIGN)]
+    cases += [(base + "a%2Ejpg", FOREIGN), (base + "%E0%A4%A.jpg", FOREIGN)]  # encoded paths
+    answers = run_edge(tmp_path, cases)
+    for (url, referer), answer in zip(cases, answers, strict=True):
+        page = not url.rsplit("/", 1)[-1] or url.endswith(".html")
+        if page:
+            assert answer == {
+                "status": 200,
+                "passed": 1,
+                "vary": None,
+                "cache": None,
+                "robots": "noai, noimageai",
+            }, (url, referer)
+        elif referer in REFUSED or referer == FOREIGN:
+            assert answer == {
+                "status": 403,
+                "passed": 0,
+                "vary": "Referer",
+                "cache": "private, no-store",
+                "robots": None,
+            }, (url, referer)
+        else:
+            assert answer == {
+                "status": 200,
+                "passed": 1,
+                "vary": "Referer",
+                "cache": None,
+                "robots": "noai, noimageai",
+            }, (url, referer)
+
+
+def test_netlify_edge_function_follows_the_settings(tmp_path: Path) -> None:
+    base = "https://photos.example/"
+    cases: list[tuple[str, str | None]] = [
+        (base + rel, referer)
+        for rel in ("a.jpg", "img/a-480.webp", "img/a-960.avif")
+        for referer in (None, "https://www.google.com/", OWN)
+    ]
+    answers = run_edge(
+        tmp_path / "strict", cases, allow_empty_referer=False, allow_search_engines=False
+    )
+    assert [a["status"] for a in answers] == [403, 403, 200] * 3
+    cases = [(base + "img/a-480.webp", FOREIGN), (base + "a.jpg", FOREIGN)]
+    answers = run_edge(tmp_path / "paths", cases, paths=["img/**"])
+    assert [a["status"] for a in answers] == [403, 200]

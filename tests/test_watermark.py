@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -365,16 +366,53 @@ def test_mkdocs_front_matter_watermark_none(tmp_path: Path) -> None:
     (docs / "img").mkdir(parents=True)
     for name in ("a", "b"):
         (docs / "img" / f"{name}.png").write_bytes(source((1000, 600)))
+    (docs / "img" / "c.png").write_bytes(source((1000, 600)))
     (docs / "index.md").write_text("# Home\n\n![A](img/a.png)\n")
     (docs / "plain.md").write_text("---\nwatermark: none\n---\n# Plain\n\n![B](img/b.png)\n")
+    (docs / "proof.md").write_text("---\nwatermark: proof\n---\n# Proof\n\n![C](img/c.png)\n")
     (tmp_path / "mkdocs.yml").write_text(
         "site_name: T\nplugins:\n  - ssg-dmi:\n      jobs: 1\n      widths: [480]\n"
-        "      watermark:\n        text: '© A'\n        opacity: 1.0\n"
+        "      cache: false\n"
+        f"      watermark: {json.dumps(SITE_MARK)}\n"
+        f"      watermark_styles: {json.dumps(STYLES)}\n"
     )
     site = tmp_path / "site"
     mkdocs_build(tmp_path / "mkdocs.yml", site)
     assert marked(site / "img" / "a.png")
     assert not marked(site / "img" / "b.png")
+    assert tiled(site / "img" / "c.png")
+    assert_a_plain_build_keeps_them(
+        site,
+        {"plain/index.html": "none", "proof/index.html": "proof"},
+        *(site / "img" / f"{name}.png" for name in "abc"),
+    )
+    assert not marked(site / "img" / "b.png") and tiled(site / "img" / "c.png")
+
+
+SITE_MARK = {"text": "© A", "opacity": 1.0, "position": "top-left"}
+STYLES = {"proof": {"text": "PROOF", "tile": True, "opacity": 1.0}}
+
+
+def tiled(path: Path) -> bool:
+    box = ink(Image.open(path).convert("RGB"))
+    return box is not None and box[2] - box[0] > 900 and box[3] - box[1] > 500
+
+
+def assert_a_plain_build_keeps_them(site: Path, pages: dict[str, str], *images: Path) -> None:
+    """The pages carry their front-matter value, and a plain `ssg-dmi build` over the output
+    with the same settings (no adapter, no front matter) changes none of ``images``."""
+    from ssg_dmi.build.site import run_site
+
+    for page, value in pages.items():
+        text = (site / page).read_text(encoding="utf-8")
+        assert f'<meta name="ssg-dmi-watermark" content="{value}">' in text, page
+        assert text.count("ssg-dmi-watermark") == 1, page
+    before = {p: p.read_bytes() for p in images}
+    settings = load_settings(
+        {"widths": [480], "cache": False, "watermark": SITE_MARK, "watermark_styles": STYLES}
+    )
+    run_site(site, settings, progress=False)
+    assert {p: p.read_bytes() for p in images} == before
 
 
 def test_pelican_watermark_metadata(tmp_path: Path) -> None:
@@ -384,11 +422,14 @@ def test_pelican_watermark_metadata(tmp_path: Path) -> None:
 
     content = tmp_path / "content"
     (content / "images").mkdir(parents=True)
-    for name in ("a", "b"):
+    for name in ("a", "b", "c"):
         (content / "images" / f"{name}.png").write_bytes(source((1000, 600)))
     (content / "a.md").write_text("Title: A\nDate: 2026-01-01\n\n![A]({static}/images/a.png)\n")
     (content / "b.md").write_text(
         "Title: B\nDate: 2026-01-02\nWatermark: none\n\n![B]({static}/images/b.png)\n"
+    )
+    (content / "c.md").write_text(
+        "Title: C\nDate: 2026-01-03\nWatermark: proof\n\n![C]({static}/images/c.png)\n"
     )
     output = tmp_path / "output"
     settings = read_settings(
@@ -401,7 +442,8 @@ def test_pelican_watermark_metadata(tmp_path: Path) -> None:
                 "jobs": 1,
                 "cache": False,
                 "widths": [480],
-                "watermark": {"text": "© A", "opacity": 1.0},
+                "watermark": SITE_MARK,
+                "watermark_styles": STYLES,
             },
             "RELATIVE_URLS": True,
             "CACHE_CONTENT": False,
@@ -410,3 +452,10 @@ def test_pelican_watermark_metadata(tmp_path: Path) -> None:
     Pelican(settings).run()
     assert marked(output / "images" / "a.png")
     assert not marked(output / "images" / "b.png")
+    assert tiled(output / "images" / "c.png")
+    assert_a_plain_build_keeps_them(
+        output,
+        {"b.html": "none", "c.html": "proof"},
+        *(output / "images" / f"{name}.png" for name in "abc"),
+    )
+    assert not marked(output / "images" / "b.png") and tiled(output / "images" / "c.png")

@@ -4,6 +4,7 @@ Drawn once per source at the largest size it is processed at (after orientation,
 resizing), so every variant made from the marked pixels carries the same mark, in the same
 proportion. Text is rendered by FreeType with the font's real metrics, anti-aliased; a logo
 keeps its alpha. The mark's width is ``scale`` × the image's width, whatever that width is.
+An SVG logo is rasterised at exactly that width (see :mod:`.svg_logo`, extra ``[svg]``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..errors import ConfigError
 from ..settings.watermark import Watermark
+from . import svg_logo
 
 NOT_MARKED_SVG = "not watermarked: SVG images are never marked"
 NOT_MARKED_ANIMATED = "not watermarked: animated images are not marked"
@@ -66,15 +68,36 @@ def check_assets(mark: Watermark) -> Assets:
             raise ConfigError(
                 f"watermark.font: {mark.font} is not a TrueType/OpenType font"
             ) from None
-    if assets.logo is not None:
+    if assets.logo is not None and svg_logo.is_svg(assets.logo):
+        _check_svg(mark.logo, assets.logo)
+    elif assets.logo is not None:
         try:
             _logo(assets.logo)
         except (OSError, ValueError, Image.DecompressionBombError):
             raise ConfigError(
                 f"watermark.logo: {mark.logo} is not an image Pillow reads (use a PNG or WebP "
-                "with alpha)"
+                "with alpha, or an SVG)"
             ) from None
     return assets
+
+
+def _check_svg(path: str, data: bytes) -> None:
+    """An SVG logo is checked for safety and drawn once, small: a ConfigError now rather
+    than in a worker."""
+    if not svg_logo.available():
+        raise ConfigError(
+            f"watermark.logo: {path} is an SVG, which needs the optional renderer: "
+            f"{svg_logo.EXTRA} (or use a PNG or WebP logo)"
+        )
+    try:
+        svg_logo.render(svg_logo.checked(data), 16)
+    except svg_logo.SvgLogoError as exc:
+        raise ConfigError(f"watermark.logo: {path} is refused: {exc}") from None
+    except ValueError as exc:  # resvg's own parse or render error
+        reason = str(exc).splitlines()[0] if str(exc) else "no reason given"
+        raise ConfigError(
+            f"watermark.logo: {path} is not an SVG resvg renders ({reason})"
+        ) from None
 
 
 def _font(data: bytes | None, size: int) -> ImageFont.FreeTypeFont:
@@ -90,6 +113,12 @@ def _font(data: bytes | None, size: int) -> ImageFont.FreeTypeFont:
 def _logo(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as im:
         return im.convert("RGBA")
+
+
+@functools.lru_cache(maxsize=8)
+def _svg_mark(data: bytes, width: int) -> Image.Image:
+    """The SVG logo drawn ``width`` pixels wide (checked by :func:`check_assets` first)."""
+    return svg_logo.render(svg_logo.checked(data), width)
 
 
 def _text_mark(mark: Watermark, font_data: bytes | None, width: int) -> Image.Image:
@@ -116,7 +145,9 @@ def _text_mark(mark: Watermark, font_data: bytes | None, width: int) -> Image.Im
 def make_mark(mark: Watermark, assets: Assets, image_width: int) -> Image.Image:
     """The RGBA mark for an image ``image_width`` pixels wide, opacity applied."""
     width = max(1, round(mark.scale * image_width))
-    if assets.logo is not None:
+    if assets.logo is not None and svg_logo.is_svg(assets.logo):
+        out = _svg_mark(assets.logo, width).copy()
+    elif assets.logo is not None:
         logo = _logo(assets.logo)
         height = max(1, round(logo.height * width / logo.width))
         out = logo.resize((width, height), Image.Resampling.LANCZOS)

@@ -54,7 +54,7 @@ class Watermark:
     """One resolved mark: every key set (paths absolute once loaded)."""
 
     text: str = ""
-    logo: str = ""  # a PNG/WebP/GIF with alpha
+    logo: str = ""  # a PNG/WebP/GIF with alpha, or an SVG (extra [svg])
     position: str = "bottom-right"
     offset: float = 0.02  # margin, a fraction of the shorter side
     scale: float = 0.2  # mark width, a fraction of the image width

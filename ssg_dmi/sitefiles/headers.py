@@ -28,9 +28,11 @@ from ..policy import DMI
 from ..settings import Settings
 from .hotlink import (
     CLOUDFLARE_RULE,
+    NETLIFY_EDGE_FUNCTION,
     caddy_hotlink,
     cloudflare_rule,
     htaccess_hotlink,
+    netlify_edge_function,
     nginx_hotlink,
     nginx_hotlink_headers,
 )
@@ -274,4 +276,6 @@ def host_files(
             out[CADDY_SNIPPET] += caddy_hotlink(hot, origin, site.base)
     if hot and "cloudflare" in hosts:
         out[CLOUDFLARE_RULE] = cloudflare_rule(hot, origin, site.base)
+    if hot and "netlify" in hosts:
+        out[NETLIFY_EDGE_FUNCTION] = netlify_edge_function(hot, origin, site.base)
     return out

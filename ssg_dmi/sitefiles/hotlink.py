@@ -14,12 +14,15 @@ owner's locations keep their request handling). Apache: mod_rewrite ``[F]`` in t
 ``.htaccess`` section. Caddy: a named matcher and ``respond 403`` in the Caddy snippet.
 Cloudflare: a WAF custom-rule expression in a text file (the dashboard's Hotlink
 Protection toggle covers gif/ico/jpg/jpeg/png only, not WebP or AVIF). Netlify's
-``_headers``/``_redirects`` cannot match a Referer; it needs an Edge Function (a note).
+``_headers``/``_redirects`` cannot match a Referer: an Edge Function does, written into the
+output folder (ssg-dmi writes nothing outside it) for the owner to copy into
+``netlify/edge-functions/`` (the README gives the step; the build summary says it).
 Referers are forgeable: this limits embedding, it does not stop scrapers.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from ..settings import Settings
@@ -27,6 +30,8 @@ from ..settings.globs import glob_to_regex
 from ..settings.hotlink import SEARCH_ENGINE_HOSTS, HotlinkSettings
 
 CLOUDFLARE_RULE = "ssg-dmi.cloudflare-hotlink.txt"
+NETLIFY_EDGE_FUNCTION = "ssg-dmi.netlify-hotlink.js"
+NETLIFY_DESTINATION = "netlify/edge-functions/ssg-dmi-hotlink.js"
 NO_STORE = "private, no-store"
 # Globs holding anything else are left out of the server configs (with a comment).
 _SAFE_GLOB = re.compile(r"^[A-Za-z0-9._*?/\-\[\]!]+$")
@@ -209,9 +214,69 @@ def cloudflare_rule(hotlink: HotlinkSettings, origin: str | None, base: str) -> 
     )
 
 
+def netlify_edge_function(hotlink: HotlinkSettings, origin: str | None, base: str) -> str:
+    """A Netlify Edge Function (JavaScript, Deno) that refuses hotlinked images by the same
+    rules as the server configs; every other request goes on with ``context.next()``.
+
+    It runs on every path (``path: "/*"``) and tests the decoded path itself: URLPattern
+    paths are case-sensitive, the server configs' path match is not (``C.JPG``)."""
+    rx, skipped = paths_rx(hotlink, base)
+    intro = [line.replace("# ", "// ", 1) for line in _intro("Netlify", hotlink, skipped)]
+    lines = [
+        *intro,
+        f"// Copy this file to {NETLIFY_DESTINATION} in the site's repository (or copy it",
+        "// there in the build command, after the site is built); ssg-dmi rewrites it on",
+        "// each build and never writes outside the output folder.",
+        "",
+        f"const IMAGES = {'null' if rx is None else _js_regex(rx)};",
+        f"const ALLOWED = {_js_regex(referer_rx(hotlink, origin))};",
+        f"const ALLOW_EMPTY = {'true' if hotlink.allow_empty_referer else 'false'};",
+        "",
+        "function decodedPath(url) {",
+        "  const path = new URL(url).pathname;",
+        "  try {",
+        "    return decodeURIComponent(path);",
+        "  } catch {",
+        "    return path;",
+        "  }",
+        "}",
+        "",
+        "export default async (request, context) => {",
+        "  if (IMAGES === null || !IMAGES.test(decodedPath(request.url))) {",
+        "    return context.next();",
+        "  }",
+        '  const referer = request.headers.get("referer") ?? "";',
+        '  if ((referer === "" && ALLOW_EMPTY) || (referer !== "" && ALLOWED.test(referer))) {',
+        "    const response = await context.next();",
+        "    const out = new Response(response.body, response);",
+        '    out.headers.append("Vary", "Referer");',
+        "    return out;",
+        "  }",
+        '  return new Response("Forbidden: this image may not be embedded here.\\n", {',
+        "    status: 403,",
+        "    headers: {",
+        f'      "Cache-Control": "{NO_STORE}",',
+        '      "Content-Type": "text/plain; charset=utf-8",',
+        '      "Vary": "Referer",',
+        "    },",
+        "  });",
+        "};",
+        "",
+        'export const config = { path: "/*" };',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _js_regex(rx: str) -> str:
+    """A Python regex of :func:`referer_rx`/:func:`paths_rx` as a JavaScript one
+    (case-insensitive; the syntax they use is common to both)."""
+    return f'new RegExp({json.dumps(rx)}, "i")'
+
+
 NETLIFY_NOTE = (
-    "hotlink protection: Netlify's _headers and _redirects cannot match a Referer; it "
-    "needs an Edge Function (not generated)"
+    f"hotlink protection: copy the Edge Function {NETLIFY_EDGE_FUNCTION} to "
+    f"{NETLIFY_DESTINATION} in the site's repository (Netlify's _headers and _redirects "
+    "cannot match a Referer)"
 )
 
 
