@@ -277,7 +277,8 @@ def test_cli_test_cert_then_build_and_check(
     assert code == 0, err
     assert "PRIVATE" not in out + err
     signed = list((site / "img").iterdir())
-    assert len(signed) == 3  # the original and its 480 and 640 px variants
+    # the original and its default-width variants below 640 px (320 … 544), plus 640
+    assert len(signed) == 6
     for path in signed:
         assert read(path)[0].get_validation_state() == "Valid", path
     code, out, err = cli(capsys, "check", "site")

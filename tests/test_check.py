@@ -106,7 +106,7 @@ def test_a_built_site_passes(built: Path) -> None:
     assert report.findings == []
     checked = set(report.checked)
     assert {"photo.jpg", "gps.jpg", "gallery/g.png", "index.html", "gallery/index.html"} <= checked
-    assert any(p.startswith("photo.jpg-960w.") for p in checked)  # the variants too
+    assert any(p.startswith("photo.jpg-944w.") for p in checked)  # the variants too
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -134,8 +134,8 @@ def wrong_value(site: Path) -> None:
 
 
 def missing_candidate(site: Path) -> None:
-    name = next(u for u, _ in parse_srcset(srcset_of(site)) if "-960w." in u)
-    edit(site / "index.html", name, "photo.jpg-960w.0000000000.webp")
+    name = next(u for u, _ in parse_srcset(srcset_of(site)) if "-944w." in u)
+    edit(site / "index.html", name, "photo.jpg-944w.0000000000.webp")
 
 
 def truncate_tdmrep(site: Path) -> None:
@@ -181,7 +181,7 @@ def drop_robots_section(site: Path) -> None:
         (drop_robots_section, {("site-file-inconsistent", "robots.txt")}),
         (missing_candidate, {("srcset-missing-file", "index.html")}),
         (
-            lambda s: edit(s / "index.html", " 960w", " 961w"),
+            lambda s: edit(s / "index.html", " 944w", " 945w"),
             {("srcset-wrong-width", "index.html")},
         ),
         (
@@ -218,9 +218,9 @@ def test_each_breakage_is_found(
 
 
 def test_the_wrong_descriptor_and_file_are_named(site: Path) -> None:
-    edit(site / "index.html", " 960w", " 961w")
+    edit(site / "index.html", " 944w", " 945w")
     (message,) = [f.message for f in check_site(site, load_settings(CONFIG)).findings]
-    assert "961w" in message and "960 px wide" in message and "photo.jpg-960w." in message
+    assert "945w" in message and "944 px wide" in message and "photo.jpg-944w." in message
 
 
 def test_without_protego_the_simple_reader_gives_the_same_answers(
@@ -248,7 +248,7 @@ def broken(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "ssg-dmi.toml").write_text(CONFIG_TOML)
     monkeypatch.chdir(tmp_path)
     untag(site)
-    edit(site / "index.html", " 960w", " 961w")
+    edit(site / "index.html", " 944w", " 945w")
     usage = "Content-Usage: train-ai=n, ai-use=n, search=y"
     edit(site / "_headers", usage, "Content-Usage: 100%")
     return site
@@ -417,7 +417,7 @@ def test_url_with_the_snippet_finds_nothing_and_stays_on_the_origin(
     assert code == 0
     fetched = set(report.checked)
     assert {url, url + "gallery/", url + "photo.jpg", url + "robots.txt"} <= fetched
-    assert any("-960w." in u for u in fetched)  # srcset candidates are fetched
+    assert any("-944w." in u for u in fetched)  # srcset candidates are fetched
     assert all(u.startswith(url) for u in fetched)
 
 
@@ -482,7 +482,7 @@ def test_url_without_the_snippet_names_each_missing_header(site: Path, tmp_path:
     assert allowed == {"tdm-reservation", "Content-Usage"}
     assert missing[url] == missing[url + "photo.jpg"] == missing[url + "gps.jpg"] == restricted
     assert missing[url + "gallery/"] == missing[url + "gallery/g.png"] == allowed
-    variants = [u for u in missing if "-960w." in u]
+    variants = [u for u in missing if "-944w." in u]
     assert variants and all(missing[u] == restricted for u in variants)
     assert set(missing) == set(report.checked) - {
         url + n for n in ("robots.txt", "ai.txt", ".well-known/tdmrep.json")
@@ -492,7 +492,7 @@ def test_url_without_the_snippet_names_each_missing_header(site: Path, tmp_path:
 @needs_nginx
 def test_url_finds_page_and_image_breakage(site: Path, tmp_path: Path) -> None:
     untag(site)
-    edit(site / "index.html", " 960w", " 961w")
+    edit(site / "index.html", " 944w", " 945w")
     (site / "ai.txt").unlink()
     with nginx(tmp_path / "nginx", site, include=True) as url:
         report = check_url(url, load_settings(CONFIG), time_limit=20)

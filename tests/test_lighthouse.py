@@ -3,7 +3,8 @@
 Each site (built once by the ``example_sites`` fixture of tests/conftest.py) is served on
 loopback by ``http.server`` and one page of it, the home page, is audited with
 ``--only-categories=seo,performance`` (plus ``image-size-responsive``, a Best Practices
-audit). `.ci/run` installs Lighthouse with npm into
+audit), under both of Lighthouse's presets: mobile (412×823 CSS px at DPR 1.75) and desktop
+(1350×940 at DPR 1). `.ci/run` installs Lighthouse with npm into
 ``${XDG_CACHE_HOME:-$HOME/.cache}/ssg-dmi-lighthouse`` and exports its path as
 ``SSG_DMI_LIGHTHOUSE``; without that variable the tests look in the cache folder and skip
 when Lighthouse is not there. The reports go to ``test-artifacts/lighthouse/``.
@@ -11,11 +12,22 @@ when Lighthouse is not there. The reports go to ``test-artifacts/lighthouse/``.
 What Lighthouse 13 reports about images: ``modern-image-formats``, ``uses-optimized-images``
 and ``uses-responsive-images`` are gone, replaced by ``image-delivery-insight`` (its
 ``replacesAudits``), and ``offscreen-images`` was dropped without a successor. So the legacy
-ids are asserted only if Lighthouse reports them again; ``image-delivery-insight`` is
-asserted to find no format or compression saving (the part that replaced the first two).
-Its responsive-size part does flag the srcset variant Chromium rightly picks whenever the
-slot falls between two widths (it wants < 12 KiB of surplus pixels), so that part is
-recorded, not asserted; see ``RESPONSIVE_NOTE``.
+ids are asserted only if Lighthouse reports them again; ``image-delivery-insight`` must pass.
+Its rule (trace engine ``models/trace/insights/ImageDelivery.js``, 13.5): per painted
+non-SVG image, bytes = min(decoded, encoded body); a format/compression saving when bytes per
+file pixel exceed 1/6 (AVIF's 12:1 of 2 B/px); a size saving of
+(1 − displayed px / file px) × bytes, counted for a srcset/``<picture>`` image only above
+12,288 B; every saving must exceed 4,096 B; one flagged image fails the audit (score 0, or
+0.5 when no metric saving). Displayed px = painted CSS box × the DPR of the *first*
+``PaintTimingVisualizer::Viewport`` trace event. With the default width ladder (steps
+≤ 1.21×) the srcset variant Chromium picks stays under that 12 KiB on both presets.
+
+One Lighthouse bug is handled, not worked around: on the MkDocs home page the 96 px SVG
+``<img>`` (logo.svg) paints its own document first, and its viewport event (DPR 1) is the
+one the trace engine keeps, so on the mobile preset it compares files with CSS pixels, not
+device pixels. There (only while that happens) the test checks that every flagged image is
+that misreading and passes Lighthouse's own rule at the emulated DPR, and audits a copy of
+the page without that one SVG ``<img>``, which must pass as it is.
 
 ``SSG_DMI_LIGHTHOUSE_COMPARE=1`` also builds both sites without ssg-dmi and audits them, for
 the with/without figures (``test-artifacts/lighthouse/summary.json``); CI leaves it off.
@@ -97,14 +109,12 @@ LEGACY_IMAGE_AUDITS = (
     "uses-responsive-images",
     "offscreen-images",
 )
-RESPONSIVE = "for its displayed dimensions"  # the responsive-size reason of image delivery
-RESPONSIVE_NOTE = (
-    "image-delivery-insight flags a srcset variant whose width exceeds the displayed size "
-    "(at the emulated 1.75 DPR) by more than 12 KiB of pixels; on the MkDocs page the "
-    "trace engine also takes the DPR of the 96 px SVG image's own viewport (1), not the "
-    "page's, and compares with CSS pixels"
-)
-VARIANT_URL = re.compile(r"-[0-9]+w\.[0-9a-f]{10}\.(?:webp|avif|jpg|png)$")
+PRESETS = ("mobile", "desktop")
+# image-delivery-insight's responsive-size reason: "... larger than it needs to be (WxH) for
+# its displayed dimensions (WxH) ..."
+RESPONSIVE = re.compile(r"\(([0-9]+)x([0-9]+)\) for its displayed dimensions \(([0-9]+)x([0-9]+)\)")
+RESPONSIVE_ALLOWANCE = 12288  # BYTE_SAVINGS_THRESHOLD_RESPONSIVE_BREAKPOINTS in ImageDelivery.js
+SVG_IMG = re.compile(r"<img [^>]*src=\"images/logo\.svg\"[^>]*>")
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -125,7 +135,9 @@ def served(site: Path) -> Iterator[str]:
         server.server_close()
 
 
-def lighthouse(site: Path, name: str, categories: str = "seo,performance") -> dict[str, Any]:
+def lighthouse(
+    site: Path, name: str, categories: str = "seo,performance", preset: str = "mobile"
+) -> dict[str, Any]:
     """Lighthouse's JSON report of ``site``'s home page (also kept in test-artifacts)."""
     assert LIGHTHOUSE.exists(), f"{LIGHTHOUSE_ENV}={LIGHTHOUSE} does not exist (see .ci/run)"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -141,6 +153,7 @@ def lighthouse(site: Path, name: str, categories: str = "seo,performance") -> di
             f"--output-path={out}",
             "--quiet",
             f"--chrome-flags={CHROME_FLAGS}",
+            *(["--preset=desktop"] if preset == "desktop" else []),
         ]
         env = {**os.environ, "CHROME_PATH": str(CHROMIUM)}
         start = time.monotonic()
@@ -196,52 +209,97 @@ def record(key: str, value: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def reports(example_sites: ExampleSites) -> dict[str, dict[str, Any]]:
+    """Keyed ``mkdocs``, ``pelican`` (mobile preset) and ``mkdocs-desktop``, ``pelican-desktop``."""
     built = {"mkdocs": example_sites.mkdocs, "pelican": example_sites.pelican}
     out = {}
     for name, build in built.items():
         assert build.returncode == 0, build.output
-        out[name] = lighthouse(build.site, name)
-        record(f"{name} with ssg-dmi", summary(out[name]))
+        for preset in PRESETS:
+            key = name if preset == "mobile" else f"{name}-{preset}"
+            out[key] = lighthouse(build.site, key, preset=preset)
+            record(f"{name} with ssg-dmi ({preset})", summary(out[key]))
     return out
+
+
+def key(name: str, preset: str) -> str:
+    return name if preset == "mobile" else f"{name}-{preset}"
 
 
 # --- with ssg-dmi ------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("name", SITES)
-def test_robots_txt_passes(reports: dict[str, dict[str, Any]], name: str) -> None:
-    report = reports[name]
+def test_robots_txt_passes(reports: dict[str, dict[str, Any]], name: str, preset: str) -> None:
+    report = reports[key(name, preset)]
     assert report["lighthouseVersion"].split(".")[0] == "13"
     audit = report["audits"]["robots-txt"]
     # Scored (binary), not notApplicable: Lighthouse read the robots.txt ssg-dmi wrote.
     assert audit["score"] == 1, json.dumps(audit.get("details"), indent=1)
 
 
+@pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("name", SITES)
 def test_seo_loses_nothing_but_the_themes_own(
-    reports: dict[str, dict[str, Any]], name: str
+    reports: dict[str, dict[str, Any]], name: str, preset: str
 ) -> None:
-    report = reports[name]
+    report = reports[key(name, preset)]
     assert failing(report, "seo") == THEME_SEO[name]
     if not THEME_SEO[name]:
         assert report["categories"]["seo"]["score"] == 1
 
 
+@pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("name", SITES)
-def test_image_audits(reports: dict[str, dict[str, Any]], name: str) -> None:
-    audits = reports[name]["audits"]
+def test_image_audits(reports: dict[str, dict[str, Any]], name: str, preset: str) -> None:
+    audits = reports[key(name, preset)]["audits"]
     for audit_id in IMAGE_AUDITS:
         assert audit_id in audits and passes(audits[audit_id]), audits.get(audit_id)
     for audit_id in LEGACY_IMAGE_AUDITS:
         assert audit_id not in audits or passes(audits[audit_id]), audits[audit_id]
-    # Lighthouse 13's successor of modern-image-formats and uses-optimized-images: no image
-    # is in an old format, under-compressed, or a GIF that should be a video. Whatever it
-    # flags for size is a srcset variant Chromium picked (RESPONSIVE_NOTE).
-    delivery = audits["image-delivery-insight"]
-    for item in delivery.get("details", {}).get("items", []):
-        reasons = [sub["reason"] for sub in item["subItems"]["items"]]
-        assert all(RESPONSIVE in reason for reason in reasons), (item["url"], reasons)
-        assert VARIANT_URL.search(item["url"]), item["url"]
+
+
+def delivery_items(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(report["audits"]["image-delivery-insight"].get("details", {}).get("items", []))
+
+
+@pytest.mark.parametrize("name", SITES)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_image_delivery_passes(
+    reports: dict[str, dict[str, Any]], example_sites: ExampleSites, name: str, preset: str
+) -> None:
+    """No image in an old format, under-compressed, a GIF that should be a video, or more
+    than 12 KiB larger than its slot needs (image-delivery-insight, module docstring)."""
+    report = reports[key(name, preset)]
+    delivery = report["audits"]["image-delivery-insight"]
+    if passes(delivery):
+        assert delivery_items(report) == []
+        return
+    # Only the SVG-viewport DPR misreading (module docstring) may fail it; it only happens
+    # where the page's DPR is not 1 and the page has that SVG <img>.
+    dpr = report["configSettings"]["screenEmulation"]["deviceScaleFactor"]
+    assert dpr != 1 and name == "mkdocs", json.dumps(delivery_items(report), indent=1)
+    for item in delivery_items(report):
+        (reason,) = [sub["reason"] for sub in item["subItems"]["items"]]
+        match = RESPONSIVE.search(reason)
+        assert match, (item["url"], reason)  # a size saving only: no format or compression one
+        file_w, file_h, shown_w, shown_h = map(int, match.groups())
+        box = item["node"]["boundingRect"]  # CSS pixels
+        assert (shown_w, shown_h) == (round(box["width"]), round(box["height"])), item
+        # Lighthouse's own rule at the emulated DPR: within the allowance.
+        wasted = 1 - box["width"] * dpr * box["height"] * dpr / (file_w * file_h)
+        assert wasted * item["totalBytes"] <= RESPONSIVE_ALLOWANCE, (item["url"], wasted)
+    # And Lighthouse itself passes the same page once the SVG <img> is not there to
+    # paint first (a diagnostic copy; the site keeps its logo).
+    site = example_sites.tmp / f"{name}-{preset}-without-svg-img"
+    shutil.copytree(example_sites.mkdocs.site, site)
+    home = site / "index.html"
+    text, count = SVG_IMG.subn("", home.read_text("utf-8"))
+    assert count == 1
+    home.write_text(text, "utf-8")
+    control = lighthouse(site, f"{name}-{preset}-without-svg-img", preset=preset)
+    record(f"{name} with ssg-dmi ({preset}), home page without its SVG <img>", summary(control))
+    assert passes(control["audits"]["image-delivery-insight"]), delivery_items(control)
 
 
 def test_content_usage_in_robots_txt_fails_lighthouse(
@@ -300,7 +358,7 @@ def test_with_and_without_ssg_dmi(
         assert not (build.site / "ai.txt").exists()  # really without ssg-dmi
         without = summary(lighthouse(build.site, f"{name}-without-ssg-dmi"))
         record(f"{name} without ssg-dmi", without)
-        with_ = summary(reports[name])
+        with_ = summary(reports[name])  # mobile
         assert with_["unsized-images"] == 1 and without["unsized-images"] != 1
         assert with_["image-delivery-savings-bytes"] < without["image-delivery-savings-bytes"]
         assert with_["failing-seo"] == without["failing-seo"] == sorted(THEME_SEO[name])

@@ -24,6 +24,8 @@ from .signing import c2pa_table
 from .watermark import watermark_styles, watermark_value
 
 DEFAULT_SIZES = "(max-width: 960px) 100vw, 960px"
+# Geometric, 320 → 1600 in 9 steps of ~1.196× (rounded to multiples of 16; no step above 1.21×).
+DEFAULT_WIDTHS = (320, 384, 464, 544, 656, 784, 944, 1120, 1344, 1600)
 DEFAULT_MAX_PIXELS = 128_000_000  # above the largest common sensors (~102 MP), below RAM trouble
 
 
@@ -103,8 +105,10 @@ FIELDS: tuple[Field, ...] = (
               "common sensors are ~102 MP)"),
     Field("quality", Shape((int, dict)), p.quality, QUALITY_DEFAULTS,
           doc="encoder quality for re-encoded originals and variants; a number sets all three"),
-    Field("widths", Shape((int,), many=True), p.widths, (480, 960, 1600),
-          doc="variant widths in pixels (16–16384); 1600 covers an 800 px column at 2×"),
+    Field("widths", Shape((int,), many=True), p.widths, DEFAULT_WIDTHS,
+          doc="variant widths in pixels (16–16384). The default steps by at most 1.21×, so the "
+              "browser's pick (the first width at or above the slot) carries at most ~32 % "
+              "surplus pixels; 1600 covers an 800 px column at 2×"),
     Field("formats", Shape(choices=VARIANT_FORMATS, many=True), p.variant_formats,
           (VariantFormat.WEBP,),
           doc="variant formats, any of `avif`, `webp`, `jpeg`, `png` (more than one is useful "
