@@ -25,6 +25,7 @@ from mkdocs.structure.nav import Navigation
 from mkdocs.structure.pages import Page
 from mkdocs.utils.templates import TemplateContext
 
+from .build.store import is_remote, start_method_for
 from .build.workers import Workers
 from .errors import ConfigError, SsgDmiError
 from .pages.head import declare_watermark
@@ -105,7 +106,8 @@ class DmiPlugin(BasePlugin[DmiConfig]):
             self.executor = None
         if self.started and self.executor is None and workers > 1:
             # Started on first use; rebuilt by the pipeline when a worker dies.
-            self.executor = Workers(workers)
+            cache = self.settings.cache_dir if self.settings else None
+            self.executor = Workers(workers, start_method_for(cache))
 
     def _load(self, also_exclude: Sequence[str] = ()) -> Settings:
         """The settings of this build, validated from the raw mapping on_config made."""
@@ -123,9 +125,11 @@ class DmiPlugin(BasePlugin[DmiConfig]):
         # Every key is set here, before validation: the Settings are never changed after.
         keys = ("config_file", *(f.name for f in FIELDS if f.name not in FROM_MKDOCS))
         raw = {k: self.config[k] for k in keys if self.config[k] is not None}
-        # The cache lives beside mkdocs.yml, wherever mkdocs is run from.
+        # The cache lives beside mkdocs.yml, wherever mkdocs is run from (or in an object
+        # store: an s3:// URL is kept as it is).
         config_dir = Path(config.config_file_path or ".").resolve().parent
-        raw["cache_dir"] = str(config_dir / raw["cache_dir"])
+        if not is_remote(raw["cache_dir"]):
+            raw["cache_dir"] = str(config_dir / raw["cache_dir"])
         raw["base_url"] = urlsplit(config.site_url or "/").path or "/"
         if "material/optimize" in config.plugins or "optimize" in config.plugins:
             # Material's optimize plugin already compresses the originals: ssg-dmi only

@@ -65,32 +65,86 @@ def walk(
     ``clean`` removes the temp files of killed writes on the way; ``dangling`` yields
     links to nothing (so a reader reports them as unreadable) instead of noting them.
     """
+    for _rel, path in _walk(root, wanted, skip_dir, notes, clean, dangling):
+        yield Path(path)
+
+
+def _walk(
+    root: Path,
+    wanted: Callable[[str], bool],
+    skip_dir: Path | None,
+    notes: list[str] | None,
+    clean: bool,
+    dangling: bool,
+) -> Iterator[tuple[str, str]]:
+    """:func:`walk` as (site-relative POSIX path, path) text pairs: a site's files are
+    listed once per build, and pathlib's parsing of every name would cost more than that."""
     real_root = root.resolve()
     skip = skip_dir.resolve() if skip_dir else None
-    for folder, dirs, files in os.walk(root):
-        here = Path(folder)
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".") and (skip is None or (here / d).resolve() != skip)
-        )
-        for name in sorted(files):
-            path = here / name
+    # os.walk's order (each folder's files, then its subfolders in turn, sorted), by hand:
+    # scandir's entries tell a plain file from a link without a stat call per file.
+    stack = [(os.fspath(root), "")]
+    while stack:
+        here, prefix = stack.pop()
+        try:
+            with os.scandir(here) as listing:
+                entries = list(listing)
+        except OSError:
+            continue  # as os.walk: a folder that cannot be listed is passed over silently
+        dirs: list[os.DirEntry[str]] = []
+        files: list[os.DirEntry[str]] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (dirs if is_dir else files).append(entry)
+        # A plain file in a folder reached without links is inside the site: only links,
+        # odd file types and folders that cannot be searched need passed_over's checks.
+        searchable = os.access(here, os.X_OK)
+        for entry in sorted(files, key=lambda e: e.name):
+            name = entry.name
             if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
                 if clean:
-                    path.unlink(missing_ok=True)
+                    Path(entry.path).unlink(missing_ok=True)
                 continue
             if name.startswith(".") or not wanted(name):
                 continue
-            why = passed_over(path, real_root)
-            if why is None or (dangling and why == DANGLING):
-                yield path
+            if searchable and _plain_file(entry):
+                yield prefix + name, entry.path
                 continue
-            line = f"{shown(path.relative_to(root))}: {why}; skipped"
+            why = passed_over(Path(entry.path), real_root)
+            if why is None or (dangling and why == DANGLING):
+                yield prefix + name, entry.path
+                continue
+            line = f"{shown(prefix + name)}: {why}; skipped"
             if notes is None:
                 log.warning("%s", line)
             else:
                 notes.append(line)
+        subfolders = sorted(
+            (
+                entry
+                for entry in dirs
+                if not entry.name.startswith(".")
+                and (skip is None or Path(entry.path).resolve() != skip)
+            ),
+            key=lambda e: e.name,
+        )
+        # os.walk lists a link to a folder among the folders but does not go into it.
+        stack += [
+            (entry.path, f"{prefix}{entry.name}/")
+            for entry in reversed(subfolders)
+            if not os.path.islink(entry.path)
+        ]
+
+
+def _plain_file(entry: os.DirEntry[str]) -> bool:
+    """Whether a listed entry is a regular file and no link (from the listing alone)."""
+    try:
+        return not entry.is_symlink() and entry.is_file(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def passed_over(path: Path, real_root: Path) -> str | None:
@@ -114,8 +168,8 @@ def site_images(
 ) -> Iterator[str]:
     """Site-relative POSIX paths of every image-named file in the site, our variants
     included, passing over the cache folder too."""
-    for path in walk(site, is_image_name, skip_dir=cache_dir, notes=skipped, clean=clean):
-        yield path.relative_to(site).as_posix()
+    for rel, _path in _walk(site, is_image_name, cache_dir, skipped, clean, False):
+        yield rel
 
 
 def is_page_name(name: str) -> bool:
@@ -125,7 +179,7 @@ def is_page_name(name: str) -> bool:
 
 def find_pages(site: Path, notes: list[str] | None = None) -> list[str]:
     """Site-relative POSIX paths of the HTML pages, sorted."""
-    return [p.relative_to(site).as_posix() for p in walk(site, is_page_name, notes=notes)]
+    return [rel for rel, _path in _walk(site, is_page_name, None, notes, False, False)]
 
 
 def walk_images(root: Path, skip: Path | None = None) -> Iterator[Path]:

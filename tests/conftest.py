@@ -25,6 +25,9 @@ import pytest
 
 from .images import encode, jpeg, pattern, photo
 
+# The S3 fixtures (a real S3 API on loopback) for any test module that asks for them.
+pytest_plugins = ("tests.objectstore",)
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "example-site"
 MKDOCS_YML = EXAMPLE / "mkdocs" / "mkdocs.yml"

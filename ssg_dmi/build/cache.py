@@ -1,6 +1,7 @@
 """A content-addressed cache of encoded outputs, meant to be kept between CI runs.
 
-Layout under the cache folder::
+Layout under the cache folder, or under the prefix of an object store
+(``s3://bucket/prefix``, see :mod:`ssg_dmi.build.store`)::
 
     v1/objects/ab/abcdef…      one blob per distinct output, named by its SHA-256
     v1/entries/12/1234…json    per key: the outputs (role, width, height, format, sha256)
@@ -9,7 +10,8 @@ Layout under the cache folder::
 
 A key hashes the source bytes, the settings that affect that image and the tool version.
 Blobs are written before the entry that names them, each atomically, so a build killed at
-any moment leaves either a complete entry or none.
+any moment (or a runner that dies mid-upload) leaves either a complete entry or none; every
+blob read is checked against its hash, and a damaged one is removed and made again.
 """
 
 from __future__ import annotations
@@ -17,16 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..fsutil import atomic_write
 from ..version import __version__
+from .store import FolderStore, Store, open_store
 
 LAYOUT = "v1"
 # A site whose last build is older than this no longer protects its entries from `prune`
@@ -63,34 +63,48 @@ def make_key(source_sha: str, fingerprint: str) -> str:
 
 
 class Cache:
-    """The store; every method is safe to call from several processes at once."""
+    """The store; every method is safe to call from several processes (and, with an object
+    store, several machines) at once."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root / LAYOUT
+    def __init__(self, location: str | os.PathLike[str]) -> None:
+        self.store: Store = open_store(location)
+        self.location = self.store.location
 
-    def _entry(self, key: str) -> Path:
-        return self.root / "entries" / key[:2] / f"{key}.json"
+    @property
+    def root(self) -> Path:
+        """The layout folder of a local cache (tests and tools look inside it)."""
+        if not isinstance(self.store, FolderStore):
+            raise TypeError(f"{self.location} is not a local folder")
+        return self.store.root / LAYOUT
 
-    def _blob(self, digest: str) -> Path:
-        return self.root / "objects" / digest[:2] / digest
+    @staticmethod
+    def _entry(key: str) -> str:
+        return f"{LAYOUT}/entries/{key[:2]}/{key}.json"
+
+    @staticmethod
+    def _blob(digest: str) -> str:
+        return f"{LAYOUT}/objects/{digest[:2]}/{digest}"
 
     def get(self, key: str) -> tuple[list[Output], dict[str, Any]] | None:
         """The outputs stored under ``key`` and the entry's extra facts (``reencoded``,
-        ``notes``), or None when absent or incomplete."""
+        ``notes``), or None when absent, damaged or incomplete."""
         try:
-            raw = json.loads(self._entry(key).read_text(encoding="utf-8"))
+            raw = json.loads(self.store.read(self._entry(key)).decode("utf-8"))
             outputs = [Output(**item) for item in raw["outputs"]]
             extra = dict(raw.get("extra", {}))
+            if all(self.store.exists(self._blob(o.sha256)) for o in outputs):
+                return outputs, extra
         except (OSError, ValueError, KeyError, TypeError):
-            return None
-        if all(self._blob(o.sha256).is_file() for o in outputs):
-            return outputs, extra
+            pass
         return None
 
     def read(self, output: Output) -> bytes:
-        """The bytes of one stored output (checked against its hash)."""
-        data = self._blob(output.sha256).read_bytes()
+        """The bytes of one stored output, checked against its hash; a blob whose bytes do
+        not match is removed (so the redone job stores it again) and is an OSError."""
+        name = self._blob(output.sha256)
+        data = self.store.read(name)
         if sha256(data) != output.sha256:
+            self.store.delete(name)
             raise OSError(f"cache blob {output.sha256[:12]} is corrupt")
         return data
 
@@ -102,27 +116,21 @@ class Cache:
         aliases: Iterable[str] = (),
     ) -> None:
         """Store outputs under ``key`` (and the same entry under each alias key): blobs
-        first, then the entries."""
+        first, then the entries, so an entry only ever names blobs that are there."""
         items = list(outputs)
         for output, data in items:
             blob = self._blob(output.sha256)
-            if not blob.is_file():
-                atomic_write(blob, data)
+            if not self.store.exists(blob):
+                self.store.write(blob, data)
         entry = {"outputs": [asdict(o) for o, _ in items], "extra": extra or {}}
         text = json.dumps(entry, sort_keys=True).encode()
         for name in (key, *aliases):
-            atomic_write(self._entry(name), text)
+            self.store.write(self._entry(name), text)
 
     def check_writable(self) -> None:
-        """Raise OSError when the store cannot be written (read-only, full, not a folder)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=self.root)
-        try:
-            os.write(fd, b"probe")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            os.unlink(probe)
+        """Raise OSError when the store cannot be written (read-only, full, not a folder,
+        a bucket that is not there or refuses the credentials)."""
+        self.store.check_writable()
 
     def record_build(self, keys: Iterable[str], site: Path) -> None:
         """Remember which keys the last build of ``site`` used (each site its own record,
@@ -130,31 +138,34 @@ class Cache:
         where = str(site.resolve())
         record = {"site": where, "time": time.time(), "keys": sorted(set(keys))}
         name = sha256(where.encode("utf-8", "surrogateescape"))[:16]
-        atomic_write(self.root / "builds" / f"{name}.json", json.dumps(record).encode())
+        self.store.write(f"{LAYOUT}/builds/{name}.json", json.dumps(record).encode())
 
     def used_keys(self, max_age_days: float = PRUNE_MAX_AGE_DAYS) -> set[str] | None:
         """The keys that any site's last build (within ``max_age_days``) used; None when
         no build was ever recorded. Older records are removed on the way."""
-        records = sorted((self.root / "builds").glob("*.json"))
-        legacy = self.root / "last-build.json"  # written by 0.1.0, one for all sites
-        if not records and not legacy.is_file():
+        records = [n for n, _ in self.store.names(f"{LAYOUT}/builds") if n.endswith(".json")]
+        legacy = f"{LAYOUT}/last-build.json"  # written by 0.1.0, one for all sites
+        has_legacy = isinstance(self.store, FolderStore) and self.store.exists(legacy)
+        if not records and not has_legacy:
             return None
         used: set[str] = set()
         oldest = time.time() - max_age_days * 86400
-        for path in records:
+        for name in records:
             try:
-                record = json.loads(path.read_text(encoding="utf-8"))
+                record = json.loads(self.store.read(name).decode("utf-8"))
                 if float(record["time"]) < oldest:
-                    path.unlink(missing_ok=True)
+                    self.store.delete(name)
                     continue
                 used |= {str(k) for k in record["keys"]}
             except (OSError, ValueError, KeyError, TypeError):
-                path.unlink(missing_ok=True)  # damaged: it protects nothing
-        try:
-            if legacy.stat().st_mtime >= oldest:
-                used |= {str(k) for k in json.loads(legacy.read_text(encoding="utf-8"))}
-        except (OSError, ValueError, TypeError):
-            pass
+                self.store.delete(name)  # damaged: it protects nothing
+        if has_legacy and isinstance(self.store, FolderStore):
+            path = self.store.path(legacy)
+            try:
+                if path.stat().st_mtime >= oldest:
+                    used |= {str(k) for k in json.loads(path.read_text(encoding="utf-8"))}
+            except (OSError, ValueError, TypeError):
+                pass
         return used
 
     def prune(self, max_age_days: float = PRUNE_MAX_AGE_DAYS) -> dict[str, int]:
@@ -165,27 +176,28 @@ class Cache:
         if used is None:
             return removed
         live: set[str] = set()
-        for entry in sorted((self.root / "entries").glob("*/*.json")):
-            if entry.stem not in used:
-                entry.unlink(missing_ok=True)
+        for name, _size in list(self.store.names(f"{LAYOUT}/entries")):
+            key = name.rsplit("/", 1)[-1].removesuffix(".json")
+            if key not in used:
+                self.store.delete(name)
                 removed["entries"] += 1
                 continue
             try:
-                live |= {o["sha256"] for o in json.loads(entry.read_text())["outputs"]}
+                raw = json.loads(self.store.read(name).decode("utf-8"))
+                live |= {o["sha256"] for o in raw["outputs"]}
             except (OSError, ValueError, KeyError, TypeError):
-                entry.unlink(missing_ok=True)
-        for blob in sorted((self.root / "objects").glob("*/*")):
-            if blob.name not in live:
-                removed["bytes"] += blob.stat().st_size
-                blob.unlink(missing_ok=True)
+                self.store.delete(name)
+        for name, size in list(self.store.names(f"{LAYOUT}/objects")):
+            if name.rsplit("/", 1)[-1] not in live:
+                removed["bytes"] += size
+                self.store.delete(name)
                 removed["objects"] += 1
-        for stale in self.root.rglob(".ssg-dmi-*.tmp"):  # left by a killed build
-            stale.unlink(missing_ok=True)
+        self.store.sweep()  # temp files a killed build left
         return removed
 
     def clear(self) -> None:
         """Remove the whole store."""
-        shutil.rmtree(self.root, ignore_errors=True)
+        self.store.clear(LAYOUT)
 
 
 def fingerprint(parts: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
@@ -25,6 +26,7 @@ from ..walk import site_images, variant_source
 from .cache import Cache, sha256
 from .job import Job, JobResult, Options, alias_keys, run_job, variant_path
 from .report import ImageResult, OriginalFile, Report, Summary, VariantFile
+from .store import CacheLocation, start_method_for
 from .workers import Progress, Workers, execute
 
 log = logging.getLogger("ssg_dmi.build.pipeline")
@@ -33,14 +35,15 @@ log = logging.getLogger("ssg_dmi.build.pipeline")
 def discover(
     site: Path,
     settings: Settings,
-    cache_dir: Path | None,
+    cache_dir: CacheLocation | None,
     existing: dict[str, list[str]] | None = None,
     skipped: list[str] | None = None,
 ) -> Iterator[str]:
     """Site-relative POSIX paths of the images to process, sorted: :func:`site_images` less
     our own variants, with include/exclude globs applied. Our variants found on the way are
     added to ``existing`` (by the site path of their source)."""
-    for rel in site_images(site, cache_dir, clean=True, skipped=skipped):
+    skip = cache_dir if isinstance(cache_dir, Path) else None
+    for rel in site_images(site, skip, clean=True, skipped=skipped):
         source = variant_source(rel)
         if source is None:
             if settings.matches(rel):
@@ -52,7 +55,7 @@ def discover(
 def plan_jobs(
     site: Path,
     settings: Settings,
-    cache_dir: Path | None,
+    cache_dir: CacheLocation | None,
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
     existing: dict[str, list[str]] | None = None,
     skipped: list[str] | None = None,
@@ -71,9 +74,11 @@ def plan_jobs(
     )
     groups: dict[tuple[str, int, ImagePolicy, Watermark | None], list[str]] = {}
     errors: dict[str, str] = {}
+    root = os.fspath(site)
     for rel in discover(site, settings, cache_dir, existing, skipped):
         try:
-            data = (site / rel).read_bytes()
+            with open(os.path.join(root, rel), "rb") as handle:
+                data = handle.read()
         except OSError as exc:
             errors[rel] = f"cannot read ({exc.strerror or exc})"
             continue
@@ -108,7 +113,7 @@ def run(
     settings: Settings,
     *,
     executor: Executor | Workers | None = None,
-    cache_dir: Path | None = None,
+    cache_dir: CacheLocation | None = None,
     progress: bool | None = None,
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
     keep_stale: bool = False,
@@ -130,20 +135,21 @@ def run(
     cache_dir = usable_cache(cache_dir, warnings)
     existing: dict[str, list[str]] = {}
     skipped: list[str] = []
-    jobs, errors = plan_jobs(site, settings, cache_dir, overrides, existing, skipped)
+    planned, errors = plan_jobs(site, settings, cache_dir, overrides, existing, skipped)
     report = Report(errors=dict(errors), warnings=warnings, skipped=skipped)
+    results, jobs = already_placed(site, planned, cache_dir, existing)
     workers = settings.jobs or os.cpu_count() or 1
     runner: Workers | Executor | None = executor
     own = executor is None and workers > 1 and len(jobs) > 1
     if own:
-        runner = Workers(workers)
+        runner = Workers(workers, start_method_for(cache_dir))
     # Two jobs per worker keep every core busy; an external executor may have many more.
     window = 2 * workers if executor is None or isinstance(executor, Workers) else 64
     bar = _bar(len(jobs), progress)
+    counted = Progress(len(planned), bar.update if bar else None)
+    counted.done = len(results)  # in place already: done, for an interrupt's message
     try:
-        results = execute(
-            jobs, run_job, runner, Progress(len(jobs), bar.update if bar else None), window
-        )
+        results += execute(jobs, run_job, runner, counted, window)
     finally:
         if bar is not None:
             bar.close()
@@ -153,7 +159,7 @@ def run(
     report.stale = stale_variants(report, existing)
     cache_errors = sorted({r.cache_error for r in results if r.cache_error})
     if cache_dir is not None:
-        by_key = {job.key: job for job in jobs}
+        by_key = {job.key: job for job in planned}
         used = [r.key for r in results if r.error is None]
         used += [
             k
@@ -175,7 +181,79 @@ def run(
     return report
 
 
-def usable_cache(cache_dir: Path | None, warnings: list[str]) -> Path | None:
+def already_placed(
+    site: Path,
+    jobs: list[Job],
+    cache_dir: CacheLocation | None,
+    existing: Mapping[str, list[str]],
+) -> tuple[list[JobResult], list[Job]]:
+    """The results of the jobs whose outputs are all in the site already (a rebuild with
+    nothing changed), and the jobs still to run.
+
+    Decided here, from the hash the plan took of each file, the cache entry and one
+    ``lstat`` per file: a worker would read every blob of the entry back only to find the
+    same bytes in place. A variant's name hashes what it was made from and how, so its
+    name and size stand for its bytes. Only with a cache folder on this machine: with an
+    object store, one request per image from the driver alone would cost more than the
+    workers' parallel ones.
+    """
+    if not isinstance(cache_dir, Path) or not jobs:
+        return [], list(jobs)
+    cache = Cache(cache_dir)
+    done: list[JobResult] = []
+    todo: list[Job] = []
+    for job in jobs:
+        result = _placed(site, job, cache, existing)
+        if result is None:
+            todo.append(job)
+        else:
+            done.append(result)
+    return done, todo
+
+
+def _placed(
+    site: Path, job: Job, cache: Cache, existing: Mapping[str, list[str]]
+) -> JobResult | None:
+    """What the worker would report for ``job`` when every output is in place already
+    (a cache hit that writes nothing); None when anything is missing or differs."""
+    stored = cache.get(job.key)
+    if stored is None:
+        return None
+    outputs, extra = stored
+    original = outputs[0] if outputs else None
+    if original is None or (original.sha256, original.bytes) != (job.source_sha, job.source_bytes):
+        return None
+    root = os.fspath(site)  # joined as text: pathlib's parsing would cost more than the lstat
+    for rel in job.relpaths:
+        present = set(existing.get(rel, ()))
+        if not _regular(os.path.join(root, rel), original.bytes):
+            return None
+        for output in outputs[1:]:
+            path = variant_path(rel, output)
+            if path not in present or not _regular(os.path.join(root, path), output.bytes):
+                return None
+    return JobResult(
+        relpaths=job.relpaths,
+        key=job.key,
+        outputs=outputs,
+        source_bytes=job.source_bytes,
+        reencoded=bool(extra.get("reencoded", False)),
+        cache_hit=True,
+        notes=[str(n) for n in extra.get("notes", [])],
+    )
+
+
+def _regular(path: str, size: int) -> bool:
+    """Whether ``path`` is a regular file (no link: a write would replace a link) of
+    ``size`` bytes."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == size
+
+
+def usable_cache(cache_dir: CacheLocation | None, warnings: list[str]) -> CacheLocation | None:
     """``cache_dir`` if it can be written; otherwise None and a warning: a cache is an
     optimisation, never a reason to fail a build or leave an image untagged."""
     if cache_dir is None:
@@ -184,9 +262,9 @@ def usable_cache(cache_dir: Path | None, warnings: list[str]) -> Path | None:
         Cache(cache_dir).check_writable()
     except OSError as exc:
         warnings.append(
-            f"{shown(cache_dir)}: the cache folder cannot be written "
+            f"{shown(cache_dir)}: the cache cannot be written "
             f"({exc.strerror or exc}); building without the cache — fix its permissions, "
-            "free space or set `cache_dir`"
+            "free space, credentials or set `cache_dir`"
         )
         return None
     return cache_dir

@@ -31,6 +31,7 @@ from ..sitefiles.writer import write_site_files
 from ..walk import VARIANT_NAME, find_pages, passed_over
 from .pipeline import remove_stale, run
 from .report import Report
+from .store import cache_location
 from .workers import Workers, sigterm_interrupts
 
 log = logging.getLogger("ssg_dmi.build.site")
@@ -204,7 +205,7 @@ def run_site(
     if not site.is_dir():
         what = "is a file, not a folder" if site.exists() else "no such site folder"
         raise ConfigError(f"{site}: {what}; give the generator's output folder (build it first)")
-    cache_dir = Path(settings.cache_dir) if settings.cache else None
+    cache_dir = cache_location(settings.cache_dir) if settings.cache else None
     stage, done = "reading pages", 0
     try:
         with sigterm_interrupts():
@@ -255,10 +256,10 @@ def run_site(
             remove_stale(site, images)
             result.warnings += images.warnings[before:]
     except BuildInterrupted:
-        sweep_temp_files(site, cache_dir)
+        sweep_temp_files(site, cache_dir if isinstance(cache_dir, Path) else None)
         raise
     except KeyboardInterrupt:
-        sweep_temp_files(site, cache_dir)
+        sweep_temp_files(site, cache_dir if isinstance(cache_dir, Path) else None)
         raise BuildInterrupted(done, done, stage) from None
     return result
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
 import threading
 from collections import deque
@@ -53,15 +54,26 @@ class Workers:
     """A process pool that outlives its workers: rebuilt when one dies, terminated on an
     interrupt. Create one per build, or keep one across ``mkdocs serve`` rebuilds."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, start_method: str | None = None) -> None:
+        """``start_method``: None forks (the cheapest start); ``"forkserver"`` starts the
+        workers from a fresh process, for libraries whose threads do not survive a fork
+        (the object-store client)."""
         self.count = max(1, count)
+        self.start_method = start_method
         self._pool: ProcessPoolExecutor | None = None
 
     @property
     def pool(self) -> ProcessPoolExecutor:
         """The live pool (started on first use)."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.count, initializer=_worker_init)
+            context = None
+            if self.start_method is not None:
+                context = multiprocessing.get_context(self.start_method)
+                if self.start_method == "forkserver":  # import once, fork the workers warm
+                    context.set_forkserver_preload(["ssg_dmi.build.job"])
+            self._pool = ProcessPoolExecutor(
+                self.count, mp_context=context, initializer=_worker_init
+            )
         return self._pool
 
     def replace(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..fsutil import shown
 from .parser import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, settings_from
@@ -55,7 +54,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from ..build.cache import Cache
 
     settings = settings_from(args.config).with_overrides(cache_dir=args.cache_dir)
-    cache = Cache(Path(settings.cache_dir))
+    cache = Cache(settings.cache_dir)
     if args.action == "clear":
         cache.clear()
         print(f"ssg-dmi: cleared {shown(settings.cache_dir)}")

@@ -1,0 +1,244 @@
+"""Where the cache keeps its files: a local folder or an object store (S3 API).
+
+The cache (:mod:`ssg_dmi.build.cache`) names its files with ``/``-separated names
+(``v1/objects/ab/abcd…``) and asks a store for five things: read, write (atomic: a reader
+sees the old object, the new one or none, never half of one), exists, list and delete.
+
+- :class:`FolderStore`: a folder on this machine (writes go through a temp file and
+  ``os.replace``).
+- :class:`ObjectStore`: ``s3://bucket/prefix`` on AWS S3 or any S3 API (Cloudflare R2,
+  MinIO, GCS's S3 endpoint), through ``obstore`` (``pip install ssg-dmi[s3]``). A PUT is
+  atomic by the S3 API's own rules, so many runners may write one store at once without
+  locks: the last writer of identical content wins. Credentials, region and endpoint come
+  from the standard AWS environment variables (``AWS_ACCESS_KEY_ID``,
+  ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``;
+  ``AWS_ALLOW_HTTP=true`` for a plain-HTTP endpoint), never from ``ssg-dmi.toml``.
+
+Every failure of a store is an ``OSError`` (a missing object a ``FileNotFoundError``), so
+the callers' "a cache is an optimisation" handling covers both kinds alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from ..fsutil import atomic_write, shown
+
+REMOTE_SCHEMES = ("s3://",)
+
+# A cache folder, or the URL of an object store (kept as text: a Path would fold "//").
+CacheLocation = Path | str
+
+
+def cache_location(value: str) -> CacheLocation:
+    """A ``cache_dir`` setting as a folder path, or as the URL of an object store."""
+    return value if is_remote(value) else Path(value)
+
+
+def is_remote(location: str | os.PathLike[str]) -> bool:
+    """Whether a ``cache_dir`` value names an object store rather than a folder."""
+    return isinstance(location, str) and location.lower().startswith(REMOTE_SCHEMES)
+
+
+class Store(Protocol):
+    """The five operations the cache needs, by ``/``-separated name."""
+
+    location: str
+
+    def read(self, name: str) -> bytes: ...
+
+    def write(self, name: str, data: bytes) -> None: ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def names(self, prefix: str) -> Iterator[tuple[str, int]]: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def check_writable(self) -> None: ...
+
+    def clear(self, prefix: str) -> None: ...
+
+    def sweep(self) -> None: ...
+
+
+def start_method_for(location: CacheLocation | None) -> str | None:
+    """How to start worker processes for a build with this cache: an object-store client's
+    threads do not survive ``fork``, so its workers come from a fork server."""
+    return "forkserver" if location is not None and is_remote(location) else None
+
+
+def open_store(location: str | os.PathLike[str]) -> Store:
+    """The store a ``cache_dir`` value names: ``s3://bucket/prefix`` or a folder."""
+    if is_remote(location):
+        return ObjectStore(str(location))
+    return FolderStore(Path(location))
+
+
+class FolderStore:
+    """A cache folder on this machine."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.location = shown(root)
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def read(self, name: str) -> bytes:
+        return self.path(name).read_bytes()
+
+    def write(self, name: str, data: bytes) -> None:
+        atomic_write(self.path(name), data)
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).is_file()
+
+    def names(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(name, size) of every file under the folder ``prefix``, sorted; temp files of
+        interrupted writes are not names."""
+        base = self.root / prefix
+        found = []
+        for here, _dirs, files in os.walk(base):
+            for file in files:
+                if file.startswith(".ssg-dmi-"):
+                    continue
+                path = Path(here, file)
+                try:
+                    size = path.stat().st_size
+                except OSError:
+                    continue
+                found.append((path.relative_to(self.root).as_posix(), size))
+        yield from sorted(found)
+
+    def delete(self, name: str) -> None:
+        self.path(name).unlink(missing_ok=True)
+
+    def check_writable(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=self.root)
+        try:
+            os.write(fd, b"probe")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+
+    def clear(self, prefix: str) -> None:
+        shutil.rmtree(self.root / prefix, ignore_errors=True)
+
+    def sweep(self) -> None:
+        """Remove temp files that a killed build left."""
+        for stale in self.root.rglob(".ssg-dmi-*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+# One client per process and location: each worker process builds its own on first use.
+_CLIENTS: dict[str, Any] = {}
+# The process whose client runtime started: its threads are not in a process forked from
+# it, where any call would hang; such a process gets an OSError instead (so a job's cache
+# step fails, and the image is still done).
+_STARTED_IN: int | None = None
+
+
+class ObjectStore:
+    """``s3://bucket/prefix`` through obstore."""
+
+    def __init__(self, url: str) -> None:
+        self.location = url
+        bucket = url[len("s3://") :].split("/", 1)[0]
+        if not bucket:
+            raise ConfigError(f"cache_dir {url!r}: no bucket; write s3://BUCKET/PREFIX")
+        try:
+            import obstore  # noqa: F401 - the optional extra
+        except ImportError:
+            raise ConfigError(
+                f"cache_dir {url!r} needs the S3 client: pip install 'ssg-dmi[s3]'"
+            ) from None
+
+    @property
+    def _client(self) -> Any:
+        global _STARTED_IN
+        if _STARTED_IN is not None and os.getpid() != _STARTED_IN:
+            raise OSError(
+                f"{self.location}: the S3 client cannot be used in a process forked after "
+                "it started; start workers with the forkserver method"
+            )
+        _STARTED_IN = os.getpid()
+        client = _CLIENTS.get(self.location)
+        if client is None:
+            from obstore.store import from_url
+
+            try:
+                client = from_url(self.location.rstrip("/"))
+            except Exception as exc:  # noqa: BLE001 - obstore raises its own, and ValueError
+                raise OSError(f"cannot open {self.location} ({_reason(exc)})") from None
+            _CLIENTS[self.location] = client
+        return client
+
+    def _call(self, what: str, name: str, *args: Any) -> Any:
+        import obstore
+        from obstore.exceptions import BaseError, NotFoundError
+
+        try:
+            return getattr(obstore, what)(self._client, name, *args)
+        except NotFoundError:
+            raise FileNotFoundError(f"{self.location}/{name}: no such object") from None
+        except (BaseError, RuntimeError, ValueError) as exc:
+            raise OSError(f"{self.location}: {what} {name} failed ({_reason(exc)})") from None
+
+    def read(self, name: str) -> bytes:
+        result = self._call("get", name)
+        try:
+            return bytes(result.bytes())
+        except Exception as exc:  # noqa: BLE001 - a connection cut mid-body
+            raise OSError(f"{self.location}: reading {name} failed ({_reason(exc)})") from None
+
+    def write(self, name: str, data: bytes) -> None:
+        self._call("put", name, data)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._call("head", name)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def names(self, prefix: str) -> Iterator[tuple[str, int]]:
+        import obstore
+        from obstore.exceptions import BaseError
+
+        try:
+            for batch in obstore.list(self._client, prefix.rstrip("/") + "/"):
+                for meta in batch:
+                    yield str(meta["path"]), int(meta["size"])
+        except (BaseError, RuntimeError, ValueError) as exc:
+            raise OSError(f"{self.location}: listing {prefix} failed ({_reason(exc)})") from None
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._call("delete", name)
+
+    def check_writable(self) -> None:
+        probe = f".ssg-dmi-probe-{os.getpid()}"
+        self.write(probe, b"probe")
+        self.delete(probe)
+
+    def clear(self, prefix: str) -> None:
+        for name, _size in list(self.names(prefix)):
+            self.delete(name)
+
+    def sweep(self) -> None:
+        """Nothing to sweep: an object store has no half-written objects."""
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
