@@ -512,3 +512,35 @@ def test_check_flags_an_image_the_build_signs_that_has_no_manifest(
     if apply_to == "all":  # variants are signed too, so one without a manifest is flagged
         expected.append((f"img/{variant}", "error"))
     assert sorted(c2pa_missing(site, **signed)) == sorted(expected)
+
+
+def test_check_url_flags_a_served_image_the_build_signs_that_has_no_manifest(
+    tmp_path: Path, chain: tuple[Path, Path]
+) -> None:
+    """The same rule over HTTP: `check --url` reads the served bytes."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from ssg_dmi.audit.served import check_url
+
+    from .builds import settings
+    from .servers import threaded
+
+    values: dict[str, Any] = {"dmi": "DMI-PROHIBITED", "widths": [320], "formats": ["webp"]}
+    signed = {**values, "c2pa": table(chain)}
+    site = site_with(tmp_path / "signed", "jpeg")
+    page = '<!doctype html><html><head><title>t</title></head><body><img src="img/a.jpg" alt="a">'
+    (site / "index.html").write_text(page + "</body></html>")
+    plain = site_with(tmp_path / "plain", "jpeg")
+    assert not build(site, **signed).errors and not build(plain, **values).errors
+
+    def missing() -> list[str]:
+        handler = functools.partial(SimpleHTTPRequestHandler, directory=str(site))
+        with threaded(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as url:
+            report = check_url(url, settings(**signed), time_limit=20)
+        assert any(u.endswith("/img/a.jpg") for u in report.checked)
+        return [f.path for f in report.findings if f.code == "image-c2pa-missing"]
+
+    assert missing() == []
+    shutil.copyfile(plain / "img" / "a.jpg", site / "img" / "a.jpg")  # tagged, not signed
+    assert [u.rsplit("/", 2)[-2:] for u in missing()] == [["img", "a.jpg"]]

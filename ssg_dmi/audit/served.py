@@ -32,7 +32,7 @@ from .crawl_state import MAX_FINDINGS, CrawlState, ImageUse
 from .expect import Expectations, page_overrides
 from .findings import CheckReport, Finding, Severity
 from .header_checks import check_headers
-from .image_checks import check_image, pixel_width
+from .image_checks import check_image, expects_manifest, pixel_width
 from .page_checks import check_candidate, check_img_size, check_page_metas
 from .page_facts import PageFacts, parse_srcset, read_page
 from .site_files import SITE_FILES, read_site_files
@@ -238,7 +238,8 @@ def _check_image_url(
     want = expect.image(rel)
     c.paths[urlsplit(url).path] = want
     if c.settings.matches(Expectations.source_of(rel)):
-        c.add(*check_image(got.body, url, want))
+        signed = expects_manifest(rel, c.settings.c2pa)
+        c.add(*check_image(got.body, url, want, signed=signed))
     c.add(*check_headers(got.headers, url, want, c.settings.tdm_policy, severity))
     width = pixel_width(got.body) if any(u.kind == "srcset" for u in uses) else None
     for use in uses:
