@@ -4,10 +4,15 @@ CMYK and 16-bit sources, and `originals = optimize`. Read back with Pillow and e
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image, ImageChops, ImageFile, ImageStat
+
+from ssg_dmi.images import pixels
+from ssg_dmi.images.containers import Format
 
 from .builds import (
     build,
@@ -145,3 +150,39 @@ def test_optimize_reencodes_only_heavy_jpegs(tmp_path: Path) -> None:
     assert decoded(site / "lossless.png").tobytes() == decoded(png).tobytes()
     for view in exiftool(*(site / r for r in ("heavy.jpg", "light.jpg", "lossless.png"))):
         assert dmi_of(view) == PLUS + "DMI-PROHIBITED-EXCEPTSEARCHENGINEINDEXING"
+
+
+# --- PNG orientation without a second decode ------------------------------------------------
+
+
+def _png_with_late_exif(im: Image.Image, orientation: int) -> bytes:
+    """A PNG whose eXIf chunk comes after its image data (Pillow writes it before)."""
+    data = encode(im, "png")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    body = exif.tobytes()
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body
+    chunk += struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    iend = data.rindex(b"IEND") - 4
+    return data[:iend] + chunk + data[iend:]
+
+
+def test_png_orientation_is_read_without_decoding_the_pixels() -> None:
+    plain = pixels.open_image(encode(pattern((64, 48)), "png"), Format.PNG, 10**6)
+    assert pixels.exif_orientation(plain) == 1
+    assert isinstance(plain, ImageFile.ImageFile)
+    assert plain.tile, "the pixels were decoded just to find there is no orientation"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    early = pixels.open_image(encode(pattern((64, 48)), "png", exif=exif), Format.PNG, 10**6)
+    assert pixels.exif_orientation(early) == 6
+    assert isinstance(early, ImageFile.ImageFile) and early.tile
+
+
+def test_png_orientation_after_the_pixels_is_still_found() -> None:
+    data = _png_with_late_exif(pattern((64, 48)), 6)
+    assert data.index(b"eXIf") > data.index(b"IDAT")
+    assert pixels.exif_orientation(pixels.open_image(data, Format.PNG, 10**6)) == 6
+    upright = pixels.decode_upright(data, Format.PNG, 10**6)
+    assert upright.size == (48, 64)
+    assert upright.tobytes() == pattern((64, 48)).transpose(Image.Transpose.ROTATE_270).tobytes()
