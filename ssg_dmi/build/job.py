@@ -1,7 +1,14 @@
 """The work for one distinct source image: tag the original, make its variants, place them.
 
-Runs in a worker (process or thread). Everything it needs travels in a picklable
-:class:`Job`; it returns a small :class:`JobResult` (no image bytes) to the pipeline.
+Runs in a worker (process, thread, or a Dask worker on another machine). Everything it
+needs travels in a picklable :class:`Job`; how the outputs travel back is the job's
+``deliver``:
+
+- ``"site"`` (local workers): the worker writes them into the site folder itself and
+  returns a small :class:`JobResult` (no image bytes);
+- ``"result"`` (remote workers, which do not see the site folder): the job carries the
+  source bytes and the result carries the outputs' bytes; the driver places them;
+- ``"cache"`` (a CI shard): the outputs only go into the (shared) cache.
 """
 
 from __future__ import annotations
@@ -47,6 +54,20 @@ class Options:
     c2pa: Signing | None = None  # sign the outputs (C2PA); None: the default, no signing
     watermark: Watermark | None = None  # a visible mark; None: the default, none
     watermark_files: tuple[str, str] = ("", "")  # sha256 of the logo's and font's bytes
+    # Fingerprint text by policy: the jobs of a build share their options, so each distinct
+    # (policy, options) is made into text once, not once per image (not a setting: a copy
+    # made by dataclasses.replace starts empty).
+    _fingerprints: dict[ImagePolicy, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def fingerprint_for(self, policy: ImagePolicy) -> str:
+        """The settings that shape the outputs of an image with ``policy``, as stable text."""
+        text = self._fingerprints.get(policy)
+        if text is None:
+            text = fingerprint({"policy": repr(policy), **self.key_parts()})
+            self._fingerprints[policy] = text
+        return text
 
     def key_parts(self) -> dict[str, Any]:
         """The values that go into the cache key: the signing certificate's fingerprint,
@@ -79,11 +100,14 @@ class Job:
     policy: ImagePolicy
     options: Options
     cache_dir: str | None
+    deliver: str = "site"  # "site", "result" or "cache" (see the module docstring)
+    data: bytes | None = field(default=None, repr=False, compare=False)  # the source, carried
 
-    @cached_property
+    @property
     def fingerprint(self) -> str:
-        """The settings that shape this job's outputs, as stable text."""
-        return fingerprint({"policy": repr(self.policy), **self.options.key_parts()})
+        """The settings that shape this job's outputs, as stable text (made once per
+        distinct policy by the options all jobs share; no job holds a copy)."""
+        return self.options.fingerprint_for(self.policy)
 
     @cached_property
     def key(self) -> str:
@@ -106,6 +130,7 @@ class JobResult:
     error: str | None = None
     cache_error: str | None = None
     seconds: float = 0.0
+    payload: list[bytes] | None = None  # the outputs' bytes, for deliver = "result"
 
 
 def variant_path(relpath: str, output: Output) -> str:
@@ -304,7 +329,7 @@ def run_job(job: Job) -> JobResult:
     except Exception as exc:  # noqa: BLE001 - whatever one image raises is its own error
         result.error = crash_message(exc)
     if result.error is not None:
-        result.outputs, result.written = [], 0
+        result.outputs, result.written, result.payload = [], 0, None
     result.seconds = time.perf_counter() - started
     return result
 
@@ -318,7 +343,7 @@ def crash_message(exc: BaseException) -> str:
 
 def _run(job: Job, result: JobResult) -> None:
     site = Path(job.site)
-    cache = Cache(Path(job.cache_dir)) if job.cache_dir else None
+    cache = Cache(job.cache_dir) if job.cache_dir else None
     hit = _from_cache(cache, job.key)
     if hit is not None:
         pairs, extra = hit
@@ -326,7 +351,9 @@ def _run(job: Job, result: JobResult) -> None:
         result.reencoded = bool(extra.get("reencoded", False))
         result.notes += [str(n) for n in extra.get("notes", [])]
     else:
-        data = (site / job.relpaths[0]).read_bytes()
+        data = job.data if job.data is not None else (site / job.relpaths[0]).read_bytes()
+        if sha256(data) != job.source_sha:  # changed since the plan, or damaged on the way
+            raise ImageError("the file changed while the build ran; build again")
         pairs, tags, result.reencoded = render(data, job.relpaths[0], job.policy, job.options)
         pairs = named(pairs, job.fingerprint)
         result.notes += tags.notes
@@ -337,8 +364,11 @@ def _run(job: Job, result: JobResult) -> None:
             except OSError as exc:  # a cache is an optimisation: the image is still done
                 result.cache_error = str(exc.strerror or exc)
     result.outputs = [o for o, _ in pairs]
-    for relpath in job.relpaths:
-        result.written += place(site, relpath, pairs)
+    if job.deliver == "result":
+        result.payload = [d for _, d in pairs]
+    elif job.deliver == "site":
+        for relpath in job.relpaths:
+            result.written += place(site, relpath, pairs)
 
 
 def _from_cache(

@@ -10,12 +10,13 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
+from ..errors import ConfigError
 from ..fsutil import atomic_write, shown
 from ..images import watermark
 from ..images.provenance import load_signing
@@ -25,6 +26,7 @@ from ..settings.watermark import Watermark
 from ..walk import site_images, variant_source
 from .cache import Cache, sha256
 from .job import Job, JobResult, Options, alias_keys, run_job, variant_path
+from .remote import delivered, for_remote, is_remote_executor, shard_of
 from .report import ImageResult, OriginalFile, Report, Summary, VariantFile
 from .store import CacheLocation, start_method_for
 from .workers import Progress, Workers, execute
@@ -117,6 +119,7 @@ def run(
     progress: bool | None = None,
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
     keep_stale: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> Report:
     """Process every image under ``site``; returns the :class:`Report`.
 
@@ -126,6 +129,12 @@ def run(
     any ``concurrent.futures.Executor`` (a thread pool, a Dask client's executor) to run
     the work elsewhere. Our variants of earlier builds that the new ones replace are
     removed at the end, or left for :func:`remove_stale` with ``keep_stale``.
+
+    An executor other than this machine's pools (Dask) is taken to run where the site
+    folder is not: its jobs carry their source bytes and return their outputs, which this
+    process places (see :mod:`ssg_dmi.build.remote`). ``shard`` (K, N): only shard K of N's
+    part of the distinct sources is processed, into the cache; nothing is written into the
+    site (a later build without ``shard`` assembles it from the cache).
 
     Raises :class:`~ssg_dmi.errors.BuildInterrupted` on Ctrl-C (workers terminated).
     """
@@ -137,7 +146,23 @@ def run(
     skipped: list[str] = []
     planned, errors = plan_jobs(site, settings, cache_dir, overrides, existing, skipped)
     report = Report(errors=dict(errors), warnings=warnings, skipped=skipped)
-    results, jobs = already_placed(site, planned, cache_dir, existing)
+    results: list[JobResult]
+    jobs: list[Job]
+    if shard is not None:
+        if cache_dir is None:
+            raise ConfigError(
+                "--shard needs the cache: the shards fill it and a final build reads it; "
+                "drop --no-cache, or fix the cache the warning names"
+            )
+        planned = [replace(j, deliver="cache") for j in shard_of(planned, *shard)]
+        results, jobs = in_cache(planned, cache_dir)
+    else:
+        results, jobs = already_placed(site, planned, cache_dir, existing)
+    remote = is_remote_executor(executor)
+    after = None
+    if remote:
+        results_here, jobs, after = _remote_plan(site, jobs, cache_dir, place=shard is None)
+        results += results_here
     workers = settings.jobs or os.cpu_count() or 1
     runner: Workers | Executor | None = executor
     own = executor is None and workers > 1 and len(jobs) > 1
@@ -148,17 +173,18 @@ def run(
     bar = _bar(len(jobs), progress)
     counted = Progress(len(planned), bar.update if bar else None)
     counted.done = len(results)  # in place already: done, for an interrupt's message
+    todo: Sequence[Job] = RemoteJobs(site, jobs, cache_dir) if remote else jobs
     try:
-        results += execute(jobs, run_job, runner, counted, window)
+        results += execute(todo, run_job, runner, counted, window, after)
     finally:
         if bar is not None:
             bar.close()
         if own and isinstance(runner, Workers):
             runner.shutdown()
     _fill(report, results)
-    report.stale = stale_variants(report, existing)
+    report.stale = stale_variants(report, existing) if shard is None else []
     cache_errors = sorted({r.cache_error for r in results if r.cache_error})
-    if cache_dir is not None:
+    if cache_dir is not None and shard is None:  # a shard's keys are the assembly's
         by_key = {job.key: job for job in planned}
         used = [r.key for r in results if r.error is None]
         used += [
@@ -179,6 +205,75 @@ def run(
     if not keep_stale:
         remove_stale(site, report)
     return report
+
+
+def in_cache(jobs: list[Job], cache_dir: CacheLocation) -> tuple[list[JobResult], list[Job]]:
+    """For a shard: the jobs whose entry the cache holds already (done: another shard or an
+    earlier run made them), and the others."""
+    cache = Cache(cache_dir)
+    done: list[JobResult] = []
+    todo: list[Job] = []
+    for job in jobs:
+        stored = cache.get(job.key)
+        if stored is None:
+            todo.append(job)
+            continue
+        outputs, extra = stored
+        done.append(
+            JobResult(
+                job.relpaths,
+                job.key,
+                outputs,
+                job.source_bytes,
+                reencoded=bool(extra.get("reencoded", False)),
+                cache_hit=True,
+                notes=[str(n) for n in extra.get("notes", [])],
+            )
+        )
+    return done, todo
+
+
+def _remote_plan(
+    site: Path, jobs: list[Job], cache_dir: CacheLocation | None, *, place: bool
+) -> tuple[list[JobResult], list[Job], Callable[[int, JobResult], JobResult]]:
+    """For an executor elsewhere: the jobs this process answers from its own cache folder
+    (a remote worker cannot see it), the jobs to send, and what to do with each result."""
+    cache = Cache(cache_dir) if isinstance(cache_dir, Path) else None
+    here: list[JobResult] = []
+    send: list[Job] = []
+    for job in jobs:
+        if cache is not None and cache.get(job.key) is not None:
+            here.append(run_job(job))  # a copy from the cache: no pixel work
+        else:
+            send.append(job)
+
+    def after(index: int, result: JobResult) -> JobResult:
+        return delivered(site, send[index], result, cache, place=place)
+
+    return here, send, after
+
+
+class RemoteJobs(Sequence[Job]):
+    """``jobs`` as remote workers run them, made when each is sent (so only the jobs in
+    flight hold their source bytes)."""
+
+    def __init__(self, site: Path, jobs: Sequence[Job], cache_dir: CacheLocation | None) -> None:
+        self.site, self.jobs = site, jobs
+        self.local_cache = isinstance(cache_dir, Path)
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> Job: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Job]: ...
+
+    def __getitem__(self, index: int | slice) -> Job | Sequence[Job]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return for_remote(self.site, self.jobs[index], self.local_cache)
 
 
 def already_placed(

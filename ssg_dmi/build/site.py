@@ -30,6 +30,7 @@ from ..sitefiles.render import site_policy
 from ..sitefiles.writer import write_site_files
 from ..walk import VARIANT_NAME, find_pages, passed_over
 from .pipeline import remove_stale, run
+from .remote import dask_executor
 from .report import Report
 from .store import cache_location
 from .workers import Workers, sigterm_interrupts
@@ -48,10 +49,19 @@ class SiteReport:
     notes: list[str] = field(default_factory=list)
     # Problems that did not stop the build (a cache or a page that cannot be written).
     warnings: list[str] = field(default_factory=list)
+    shard: tuple[int, int] | None = None  # a shard's build: the cache filled, no site written
 
     def summary_line(self) -> str:
         """One line: images, pages and site files."""
         s = self.images.summary
+        if self.shard is not None:
+            k, n = self.shard
+            return (
+                f"ssg-dmi: shard {k}/{n}: {s.sources} of the site's distinct images "
+                f"({s.sources - s.cache_hits} processed, {s.cache_hits} already in the cache, "
+                f"{s.errors} untagged); nothing written into the site: build it without "
+                "--shard once every shard is done"
+            )
         return (
             f"ssg-dmi: {s.images} images tagged ({s.reencoded} re-encoded), "
             f"{s.errors} untagged; originals {s.bytes_before / 1e6:.1f} -> "
@@ -194,9 +204,13 @@ def run_site(
     page_dmi: Mapping[str, str] | None = None,
     progress: bool | None = None,
     page_watermark: Mapping[str, str] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> SiteReport:
     """The whole build of one site folder; see the module docstring for the order.
     ``page_dmi`` and ``page_watermark``: the adapter's front-matter values by page.
+    ``shard`` (K, N): only fill the cache with shard K of N's images (the pages are read
+    for their per-page values, so every shard computes the same keys); nothing is written.
+    With ``settings.scheduler`` and no ``executor``, the images run on that Dask cluster.
 
     Ctrl-C or SIGTERM raise :class:`~ssg_dmi.errors.BuildInterrupted` within a second or
     two: workers are terminated, no temp file is left, and what was written is consistent
@@ -206,6 +220,14 @@ def run_site(
         what = "is a file, not a folder" if site.exists() else "no such site folder"
         raise ConfigError(f"{site}: {what}; give the generator's output folder (build it first)")
     cache_dir = cache_location(settings.cache_dir) if settings.cache else None
+    if shard is not None and cache_dir is None:
+        raise ConfigError(
+            "--shard needs the cache: the shards fill it and a final build reads it; "
+            "drop --no-cache / cache = false"
+        )
+    client = None
+    if executor is None and settings.scheduler:
+        executor, client = dask_executor(settings.scheduler)
     stage, done = "reading pages", 0
     try:
         with sigterm_interrupts():
@@ -234,6 +256,7 @@ def run_site(
                 progress=progress,
                 overrides=overrides,
                 keep_stale=True,  # removed once the pages no longer point at them
+                shard=shard,
             )
             done = len(images.images) + len(images.errors)
             stage = "rewriting pages"
@@ -241,6 +264,9 @@ def run_site(
                 images=images, pages=pages, notes=[*skipped_pages, *images.skipped, *notes]
             )
             result.warnings += images.warnings
+            if shard is not None:
+                result.shard = shard
+                return result
             if settings.rewrite_html:
                 result.pages_changed, page_warnings = rewrite_pages(
                     site, pages, settings, images, page_values, page_dmi, store
@@ -261,6 +287,9 @@ def run_site(
     except KeyboardInterrupt:
         sweep_temp_files(site, cache_dir if isinstance(cache_dir, Path) else None)
         raise BuildInterrupted(done, done, stage) from None
+    finally:
+        if client is not None:
+            client.close()
     return result
 
 

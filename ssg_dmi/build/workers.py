@@ -135,27 +135,41 @@ def execute(
     runner: Workers | Executor | None,
     progress: Progress,
     window: int,
+    after: Callable[[int, JobResult], JobResult] | None = None,
 ) -> list[JobResult]:
     """Run every job and return one result each, whatever happens to the workers.
 
     ``runner`` None runs the jobs in this process (one at a time); a :class:`Workers`
     pool is rebuilt when a worker dies; any other ``Executor`` (a thread pool, Dask) is
-    used as it is: a job whose future fails becomes that job's error.
+    used as it is: a job whose future fails becomes that job's error (Dask retries a job
+    whose worker died on another worker first). ``after`` runs in this process on each
+    result as it arrives, given the job's index (a remote job's outputs placed, its bytes
+    dropped).
     """
     results: list[JobResult] = []
     try:
         if runner is None:
-            for job in jobs:
-                results.append(run(job))
+            for index, job in enumerate(jobs):
+                result = run(job)
+                results.append(after(index, result) if after else result)
                 progress.add()
             return results
-        return _pooled(jobs, run, runner, progress, max(1, window), results)
+        return _pooled(jobs, run, runner, progress, max(1, window), results, after)
     except KeyboardInterrupt:
         if isinstance(runner, Workers):
             runner.terminate()
         elif isinstance(runner, ProcessPoolExecutor):
             terminate(runner)
+        elif runner is not None:  # Dask and others: drop what is queued there
+            _cancel(runner)
         raise BuildInterrupted(progress.done, progress.total) from None
+
+
+def _cancel(runner: Executor) -> None:
+    try:
+        runner.shutdown(wait=False, cancel_futures=True)
+    except TypeError:  # an executor without cancel_futures (Dask's)
+        runner.shutdown(wait=False)
 
 
 def _pooled(
@@ -165,6 +179,7 @@ def _pooled(
     progress: Progress,
     window: int,
     results: list[JobResult],
+    after: Callable[[int, JobResult], JobResult] | None = None,
 ) -> list[JobResult]:
     queue = deque(range(len(jobs)))
     retry: deque[int] = deque()  # jobs that were in flight when a worker died
@@ -186,7 +201,7 @@ def _pooled(
         return True
 
     def finish(index: int, result: JobResult) -> None:
-        results.append(result)
+        results.append(after(index, result) if after else result)
         progress.add()
 
     while queue or retry or in_flight:

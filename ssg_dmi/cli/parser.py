@@ -52,6 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: cores)")
     build.add_argument("--cache-dir", metavar="DIR", help="cache folder (default .cache/ssg-dmi)")
     build.add_argument("--no-cache", action="store_true", help="process everything afresh")
+    build.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="CI sharding: process shard K of N of the images into the (shared) cache only; "
+        "then build without --shard to assemble the site",
+    )
+    build.add_argument(
+        "--scheduler", metavar="ADDR", help="run the image jobs on a Dask cluster (tcp://host:8786)"
+    )
     build.add_argument("--report", type=Path, metavar="FILE", help="write the JSON report here")
     build.add_argument("--strict", action="store_true", help="exit 1 when any image is untagged")
     build.add_argument(

@@ -12,6 +12,7 @@ from .parser import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, settings_from
 def cmd_build(args: argparse.Namespace) -> int:
     """Process a built site folder; print a summary and one line per problem."""
     from ..build.pipeline import write_report
+    from ..build.remote import parse_shard
     from ..build.site import run_site
 
     settings = settings_from(args.config).with_overrides(
@@ -24,7 +25,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         strict=True if args.strict else None,
         cache=False if args.no_cache else None,
+        scheduler=args.scheduler,
     )
+    shard = parse_shard(args.shard) if args.shard else None
     if not args.site.is_dir():
         what = "is a file, not a folder" if args.site.exists() else "no such site folder"
         print(
@@ -32,7 +35,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    site_report = run_site(args.site, settings, progress=args.progress)
+    site_report = run_site(args.site, settings, progress=args.progress, shard=shard)
     report = site_report.images
     for warning in site_report.warnings:
         print(f"warning: {shown(warning)}", file=sys.stderr)

@@ -126,6 +126,9 @@ FIELDS: tuple[Field, ...] = (
           doc="`false` processes everything afresh and leaves the cache alone"),
     Field("jobs", NUMBER, p.whole(1, 256), None, shown="cores",
           doc="worker processes"),
+    Field("scheduler", TEXT, p.scheduler, None,
+          doc="a Dask scheduler (`tcp://host:8786`): the image jobs run on its cluster "
+              "(`pip install ssg-dmi[dask]`); unset: this machine's workers"),
     Field("srgb", FLAG, p.flag, False,
           doc="convert variants with an ICC profile to sRGB (and drop the profile)"),
     Field("strict", FLAG, p.flag, False,

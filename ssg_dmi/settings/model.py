@@ -110,6 +110,7 @@ class Settings:
     cache_dir: str = DEFAULT["cache_dir"]
     cache: bool = DEFAULT["cache"]
     jobs: int | None = DEFAULT["jobs"]
+    scheduler: str | None = DEFAULT["scheduler"]
     srgb: bool = DEFAULT["srgb"]
     strict: bool = DEFAULT["strict"]
     tdm_policy: str | None = DEFAULT["tdm_policy"]

@@ -248,6 +248,16 @@ def url_path(key: str, value: Any) -> str:
     return path if path.endswith("/") else path + "/"
 
 
+def scheduler(key: str, value: Any) -> str:
+    """A Dask scheduler address: ``tcp://host:port`` (or tls://, ws://, wss://, ucx://)."""
+    address = text(key, value)
+    if not re.match(r"^(?:tcp|tls|ws|wss|ucx)://[^\s/]+:\d+/?$", address):
+        raise ConfigError(
+            f"`{key}`: expected a Dask scheduler address like tcp://10.0.0.5:8786, got {value!r}"
+        )
+    return address
+
+
 def quality(key: str, value: Any) -> dict[str, int]:
     """One quality for every encoder, or a table of them by format."""
     if isinstance(value, int) and not isinstance(value, bool):
