@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -329,3 +330,34 @@ def test_unreachable_scheduler_is_a_usage_error(tmp_path: Path) -> None:
     done = _cli("build", str(_site(tmp_path / "s", 1)), "--scheduler", f"tcp://127.0.0.1:{port}")
     assert done.returncode == 2
     assert "no Dask scheduler answers there" in done.stderr and "Traceback" not in done.stderr
+
+
+@needs_dask
+def test_ctrl_c_stops_a_dask_build_and_leaves_a_working_site(tmp_path: Path, source: Path) -> None:
+    site = copy_site(source, tmp_path / "dask")
+    with dask_cluster(tmp_path, slow=True) as address:
+        build = subprocess.Popen(
+            [sys.executable, "-m", "ssg_dmi.cli", "build", str(site), *ARGS, "--no-cache",
+             "--scheduler", address],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        time.sleep(3.0)
+        assert build.poll() is None
+        sent = time.monotonic()
+        build.send_signal(signal.SIGINT)
+        out, err = build.communicate(timeout=60)
+        took = time.monotonic() - sent
+    assert build.returncode == 130, err
+    assert re.search(r"interrupted: \d+ of 12 images done; rerun to finish", err), err
+    assert "Traceback" not in err and took < 10, took
+    # Whatever was placed is whole: every file in the site is complete (no temp files).
+    assert not [p for p in site.rglob(".ssg-dmi-*")]
+
+
+def test_the_scale_out_libraries_are_imported_only_when_asked_for() -> None:
+    code = (
+        "import sys, ssg_dmi.build.site, ssg_dmi.cli;"
+        "print(sorted(m for m in ('obstore', 'distributed', 'dask') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
