@@ -544,3 +544,53 @@ def test_check_url_flags_a_served_image_the_build_signs_that_has_no_manifest(
     assert missing() == []
     shutil.copyfile(plain / "img" / "a.jpg", site / "img" / "a.jpg")  # tagged, not signed
     assert [u.rsplit("/", 2)[-2:] for u in missing()] == [["img", "a.jpg"]]
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("apply_to", ["originals", "all"])
+def test_a_rebuild_from_signed_output_without_a_cache_keeps_the_variant_names(
+    tmp_path: Path, chain: tuple[Path, Path], fmt: str, apply_to: str
+) -> None:
+    """A signature differs on every signing; the variants are named after the original as
+    tagged before it, so a rebuild over our own signed output (no cache) keeps every name."""
+    values: dict[str, Any] = {
+        "dmi": "DMI-PROHIBITED",
+        "widths": [160, 320],
+        "formats": ["webp"],
+        "originals": "tag",
+        "c2pa": table(chain, apply_to=apply_to),
+    }
+    site = site_with(tmp_path, fmt)
+
+    def variants() -> list[str]:
+        return sorted(p.name for p in (site / "img").iterdir() if "w." in p.name)
+
+    first = build(site, **values)
+    assert not first.errors, first.errors
+    names = variants()
+    assert len(names) == 2
+    again = build(site, **values)
+    assert not again.errors and again.stale == []
+    assert variants() == names
+    reader, _ = read(site / "img" / names[0].split("-")[0])  # the original, signed again
+    assert reader.get_validation_state() == "Valid"
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_tagging_drops_a_sources_manifest_unless_metadata_is_kept(
+    tmp_path: Path, chain: tuple[Path, Path], fmt: str
+) -> None:
+    """A manifest store is metadata of the "other" kind: its hard binding breaks with our
+    rewrite and it may name people and devices. Dropped by default, kept with `keep`
+    (where the container keeps other metadata at all)."""
+    from ssg_dmi.api import tag_bytes
+
+    site = site_with(tmp_path, fmt)
+    assert not build(site, dmi="DMI-PROHIBITED", c2pa=table(chain), widths=[320]).errors
+    signed = (site / "img" / f"a.{FORMATS[fmt][1]}").read_bytes()
+    assert read(site / "img" / f"a.{FORMATS[fmt][1]}")[0].get_validation_state() == "Valid"
+    name = f"a.{FORMATS[fmt][1]}"
+    assert b"c2pa" not in tag_bytes(signed, load_settings({}), name=name, lossless=True)
+    kept = tag_bytes(signed, load_settings({"metadata": "keep"}), name=name, lossless=True)
+    # TIFF's IFD is rebuilt from the tags ssg-dmi knows: its manifest tag never survives.
+    assert (b"c2pa" in kept) is (fmt != "tiff")

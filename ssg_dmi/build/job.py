@@ -147,8 +147,9 @@ def variant_name(original_sha: str, job_fingerprint: str, output: Output) -> str
 
 
 def named(pairs: list[tuple[Output, bytes]], job_fingerprint: str) -> list[tuple[Output, bytes]]:
-    """``pairs`` with each variant's file-name hash filled in."""
-    original = pairs[0][0].sha256
+    """``pairs`` with each variant's file-name hash filled in: from the original's hash, or
+    for a C2PA-signed original from the hash of its bytes before signing (its ``name``)."""
+    original = pairs[0][0].name or pairs[0][0].sha256
     out = pairs[:1]
     for output, data in pairs[1:]:
         name = variant_name(original, job_fingerprint, output)
@@ -249,8 +250,12 @@ def render(
     notes += made.notes
     title = PurePosixPath(name).name
     if options.c2pa is not None:  # last: the signature covers the final bytes
+        # The variants are named after the original as tagged, before its manifest: a
+        # signature differs on every signing, and a rebuild from this signed copy (no cache)
+        # tags it back to the same unsigned bytes (the tagger drops the old manifest).
+        unsigned = sha256(original)
         original = _signed(original, fmt, tags, options.c2pa, (source, fmt, title), notes)
-        outputs = [_output("original", original, size[0], size[1], fmt.value)]
+        outputs = [_output("original", original, size[0], size[1], fmt.value, unsigned)]
     for variant in variants.drop_useless(made.variants, len(original), size[0]):
         vfmt = VARIANT_FORMATS[variant.format]
         tagged = tags.write(variant.data, vfmt, upright=True)
@@ -309,8 +314,10 @@ def _formats_for(im: Any, wanted: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys("png" if f == "jpeg" else f for f in wanted))
 
 
-def _output(role: str, data: bytes, width: int, height: int, fmt: str) -> tuple[Output, bytes]:
-    return Output(role, width, height, fmt, sha256(data), len(data), ""), data
+def _output(
+    role: str, data: bytes, width: int, height: int, fmt: str, name: str = ""
+) -> tuple[Output, bytes]:
+    return Output(role, width, height, fmt, sha256(data), len(data), name), data
 
 
 def run_job(job: Job) -> JobResult:

@@ -21,6 +21,8 @@ from ...errors import ContainerError
 from .metadata import Metadata
 
 XMP_TYPE = b"application/rdf+xml"
+# The top-level uuid box of a C2PA manifest store (C2PA 2.x, "Embedding manifests into BMFF").
+C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
 ANIMATED = "animated AVIF: metadata rewrite not supported; re-encode it as a still image"
 Ranges = list[tuple[int, int]]
 
@@ -317,7 +319,8 @@ def _moved(loc: _Loc, moves: list[tuple[int, int, int]], size: int) -> _Loc:
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
     """``data`` with its Exif/XMP items replaced by one XMP and (optionally) one Exif item.
 
-    ``keep_other`` changes nothing: AVIF has no IPTC-IIM or comment blocks to keep.
+    AVIF has no IPTC-IIM or comment blocks; ``keep_other`` only keeps a C2PA manifest
+    store (a top-level ``uuid`` box).
     """
     top, meta = _parse(data)
     if meta is None or meta.primary is None or any(b.kind == b"moov" for b in top):
@@ -347,6 +350,8 @@ def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> byte
     top = [
         b for b in top if b.kind != b"mdat" or holds(b, kept_ranges) or not holds(b, gone_ranges)
     ]
+    if not keep_other:  # a C2PA manifest store goes as other metadata does (png.C2PA_CHUNK)
+        top = [b for b in top if b.kind != b"uuid" or bytes(buf[b.body : b.body + 16]) != C2PA_UUID]
     ids = [item for item, *_ in meta.infos if item not in removed] + [loc.item for loc in kept]
     blobs = [(max([*ids, primary]) + 1, b"mime", b"XMP", XMP_TYPE, xmp)]
     if exif is not None:  # exif_tiff_header_offset 0: the TIFF header follows at once

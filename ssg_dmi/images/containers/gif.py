@@ -29,6 +29,9 @@ MAGIC_TRAILER = bytes([1, *range(255, -1, -1)])
 LOOP_IDS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
 # ImageMagick's IPTC-IIM and Photoshop resource blocks: IPTC, kept only with keep_other.
 IPTC_IDS = (b"MGKIPTC0000", b"MGK8BIM0000")
+# A C2PA manifest store (identifier C2PA_GIF, any auth code), dropped as other metadata is
+# (see png.C2PA_CHUNK).
+C2PA_ID = b"C2PA_GIF"
 
 _INTRODUCER_EXTENSION = 0x21
 _INTRODUCER_IMAGE = 0x2C
@@ -166,7 +169,11 @@ def _dropped(block: _Block, keep_other: bool) -> bool:
         return True
     if keep_other:
         return False
-    return block.label == _LABEL_COMMENT or block.app_id in IPTC_IDS
+    return (
+        block.label == _LABEL_COMMENT
+        or block.app_id in IPTC_IDS
+        or block.app_id.startswith(C2PA_ID)
+    )
 
 
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:

@@ -18,6 +18,9 @@ from .metadata import Metadata
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 XMP_KEYWORD = b"XML:com.adobe.xmp"
 TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+# A C2PA manifest store: its hard binding breaks with any rewrite, and it may name people and
+# devices; metadata of the "other" kind (a signed build adds its own, naming the source).
+C2PA_CHUNK = b"caBX"
 # Animation chunks are ancillary, but dropping a damaged one would change the frames.
 MUST_BE_INTACT = (b"acTL", b"fcTL", b"fdAT")
 # Inflating an attacker's zTXt must not exhaust memory: real XMP packets are far smaller.
@@ -75,7 +78,7 @@ def _keep(chunk: _Chunk, keep_other: bool) -> bool:
         if keyword == XMP_KEYWORD or keyword.startswith(b"Raw profile type"):
             return False
         return keep_other
-    if chunk.type == b"tIME":
+    if chunk.type in (b"tIME", C2PA_CHUNK):
         return keep_other
     return True
 

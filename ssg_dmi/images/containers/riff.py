@@ -108,9 +108,11 @@ def read(data: bytes) -> Metadata:
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
     """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`.containers`.
 
-    WebP has no IPTC-IIM or comment chunk, so ``keep_other`` changes nothing here.
+    WebP has no IPTC-IIM or comment chunk; ``keep_other`` only keeps a C2PA manifest store.
     """
-    chunks = [c for c in _chunks(data) if c.fourcc not in (b"EXIF", b"XMP ")]
+    # A C2PA manifest store goes as other metadata does (see png.C2PA_CHUNK).
+    dropped = (b"EXIF", b"XMP ") if keep_other else (b"EXIF", b"XMP ", b"C2PA")
+    chunks = [c for c in _chunks(data) if c.fourcc not in dropped]
     if not any(c.fourcc in IMAGE_CHUNKS for c in chunks):
         raise ContainerError("WebP file has no image data (ANMF, VP8 or VP8L chunk)")
     # The WebP container spec fixes this order (metadata after the image data); strict
