@@ -99,12 +99,14 @@ class DmiPlugin(BasePlugin[DmiConfig]):
 
     def _size_pool(self, jobs: int | None) -> None:
         """Keep a pool of as many workers as the settings ask for (config_file included)
-        across `mkdocs serve` rebuilds; without on_startup, the pipeline makes its own."""
+        across `mkdocs serve` rebuilds; without on_startup, the pipeline makes its own (and
+        with a Dask `scheduler`, the build uses the cluster instead)."""
         workers = jobs or os.cpu_count() or 1
-        if self.executor is not None and self.executor.count != workers:
+        remote = self.settings is not None and self.settings.scheduler is not None
+        if self.executor is not None and (self.executor.count != workers or remote):
             self.executor.shutdown()
             self.executor = None
-        if self.started and self.executor is None and workers > 1:
+        if self.started and self.executor is None and workers > 1 and not remote:
             # Started on first use; rebuilt by the pipeline when a worker dies.
             cache = self.settings.cache_dir if self.settings else None
             self.executor = Workers(workers, start_method_for(cache))

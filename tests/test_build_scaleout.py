@@ -361,3 +361,31 @@ def test_the_scale_out_libraries_are_imported_only_when_asked_for() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@needs_dask
+def test_mkdocs_with_a_scheduler_builds_the_same_site_on_the_cluster(tmp_path: Path) -> None:
+    """`scheduler:` in mkdocs.yml: a real `mkdocs build` runs its images on the cluster
+    (even with the pool MkDocs keeps across `serve` rebuilds) and writes the same site."""
+    from .test_plugins import mkdocs_build, mkdocs_project
+
+    plain = mkdocs_project(tmp_path / "plain", "  - ssg-dmi:\n      cache: false\n")
+    mkdocs_build(plain, tmp_path / "plain-site")
+    with dask_cluster(tmp_path) as address:
+        on_dask = mkdocs_project(
+            tmp_path / "dask", f"  - ssg-dmi:\n      cache: false\n      scheduler: {address}\n"
+        )
+        mkdocs_build(on_dask, tmp_path / "dask-site")
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:  # the cluster did the image work
+            done = client.run_on_scheduler(
+                lambda dask_scheduler: [
+                    k for k in dask_scheduler.task_prefixes if k.startswith("run_job")
+                ]
+            )
+    assert done == ["run_job"]
+    images = {k: v for k, v in tree(tmp_path / "plain-site").items() if "img/" in k}
+    assert (
+        images and {k: v for k, v in tree(tmp_path / "dask-site").items() if "img/" in k} == images
+    )
