@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -34,7 +35,7 @@ LAYOUT = "v1"
 PRUNE_MAX_AGE_DAYS = 30.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Output:
     """One file an image produces: its original (role ``original``) or a variant.
 
@@ -85,14 +86,16 @@ class Cache:
     def _blob(digest: str) -> str:
         return f"{LAYOUT}/objects/{digest[:2]}/{digest}"
 
-    def get(self, key: str) -> tuple[list[Output], dict[str, Any]] | None:
+    def get(self, key: str, blobs: bool = True) -> tuple[list[Output], dict[str, Any]] | None:
         """The outputs stored under ``key`` and the entry's extra facts (``reencoded``,
-        ``notes``), or None when absent, damaged or incomplete."""
+        ``notes``), or None when absent, damaged or incomplete. ``blobs=False`` skips the
+        check that every blob named is there: for deciding from the entry alone (are the
+        outputs in the site already?), one existence check per output saved."""
         try:
-            raw = json.loads(self.store.read(self._entry(key)).decode("utf-8"))
-            outputs = [Output(**item) for item in raw["outputs"]]
+            raw = json.loads(self.store.read(self._entry(key)))
+            outputs = [_output(item) for item in raw["outputs"]]
             extra = dict(raw.get("extra", {}))
-            if all(self.store.exists(self._blob(o.sha256)) for o in outputs):
+            if not blobs or all(self.store.exists(self._blob(o.sha256)) for o in outputs):
                 return outputs, extra
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -198,6 +201,20 @@ class Cache:
     def clear(self) -> None:
         """Remove the whole store."""
         self.store.clear(LAYOUT)
+
+
+def _output(item: dict[str, Any]) -> Output:
+    """An entry's output record; its few distinct short strings (role, format) shared, not
+    one copy per image held by the driver."""
+    return Output(
+        sys.intern(item["role"]),
+        item["width"],
+        item["height"],
+        sys.intern(item["format"]),
+        item["sha256"],
+        item["bytes"],
+        item["name"],
+    )
 
 
 def fingerprint(parts: dict[str, Any]) -> str:

@@ -7,12 +7,16 @@ against the ``--report`` file's shape reads the object the same way.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 
 class JsonShaped:
     """``record["name"]`` for ``record.name``, as the record's JSON spells it."""
+
+    __slots__ = ()  # the per-image records are slotted: a 100,000-image report stays small
 
     def __getitem__(self, key: str) -> Any:
         if key in {f.name for f in fields(self)}:  # type: ignore[arg-type]
@@ -20,7 +24,7 @@ class JsonShaped:
         raise KeyError(key)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VariantFile(JsonShaped):
     """One variant written beside its image."""
 
@@ -31,7 +35,7 @@ class VariantFile(JsonShaped):
     bytes: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OriginalFile(JsonShaped):
     """The image at its own path, after tagging (``reencoded``: its pixels too)."""
 
@@ -43,7 +47,7 @@ class OriginalFile(JsonShaped):
     reencoded: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageResult(JsonShaped):
     """One image's outputs: its original and its variants, largest first."""
 
@@ -84,16 +88,84 @@ class Report:
     stale: list[str] = field(default_factory=list)
 
     def as_json(self, ascii_only: bool = False) -> str:
-        """The report as JSON (``--report``)."""
-        data = {
-            "images": {rel: asdict(result) for rel, result in self.images.items()},
-            "errors": self.errors,
-            "notes": self.notes,
-            "summary": asdict(self.summary),
-        }
-        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=ascii_only)
+        """The report as JSON (``--report``): the text ``json.dumps(…, indent=2,
+        sort_keys=True)`` gives for it, written per image from a template (the generic
+        encoder with an indent runs in Python and copied every record first: over a
+        second for 16,000 images)."""
+        return "".join(self.json_chunks(ascii_only))
+
+    def json_chunks(self, ascii_only: bool = False) -> Iterator[str]:
+        """:meth:`as_json` in pieces of one image each, for a writer that streams them
+        (the whole text of a 100,000-image report is ~50 MB)."""
+        string = encode_basestring_ascii if ascii_only else encode_basestring
+        yield '{\n  "errors": ' + _flat(self.errors, string) + ',\n  "images": '
+        if self.images:
+            sep = "{\n"
+            for rel, entry in sorted(self.images.items()):
+                yield sep + _image(string(rel), entry, string)
+                sep = ",\n"
+            yield "\n  }"
+        else:
+            yield "{}"
+        yield ',\n  "notes": ' + _flat(self.notes, string) + ',\n  "summary": '
+        yield _dumps(asdict(self.summary), ascii_only, 2) + "\n}"
 
     @property
     def untagged(self) -> int:
         """How many images are left without our tags."""
         return len(self.errors)
+
+
+def _dumps(value: Any, ascii_only: bool, depth: int) -> str:
+    """``value`` as ``json.dumps(indent=2, sort_keys=True)`` writes it ``depth`` levels in."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=ascii_only)
+    return text.replace("\n", "\n" + " " * (2 * (depth - 1))) if depth > 1 else text
+
+
+def _num(value: int) -> str:
+    return int.__repr__(value) if type(value) is int else json.dumps(value)
+
+
+def _flat(table: Mapping[str, Any], string: Callable[[str], str]) -> str:
+    """A ``{path: text}`` or ``{path: [text, …]}`` table one level in, as json.dumps does."""
+    if not table:
+        return "{}"
+    rows = []
+    for key, value in sorted(table.items()):
+        if isinstance(value, str):
+            rows.append(f"    {string(key)}: {string(value)}")
+        elif not value:
+            rows.append(f"    {string(key)}: []")
+        else:
+            inner = ",\n".join(f"      {string(str(v))}" for v in value)
+            rows.append(f"    {string(key)}: [\n{inner}\n    ]")
+    return "{\n" + ",\n".join(rows) + "\n  }"
+
+
+def _image(key: str, entry: ImageResult, string: Callable[[str], str]) -> str:
+    o = entry.original
+    text = (
+        f"    {key}: {{\n"
+        '      "original": {\n'
+        f'        "bytes": {_num(o.bytes)},\n'
+        f'        "format": {string(o.format)},\n'
+        f'        "height": {_num(o.height)},\n'
+        f'        "path": {string(o.path)},\n'
+        f'        "reencoded": {"true" if o.reencoded else "false"},\n'
+        f'        "width": {_num(o.width)}\n'
+        "      },\n"
+        '      "variants": '
+    )
+    if not entry.variants:
+        return text + "[]\n    }"
+    variants = ",\n".join(
+        "        {\n"
+        f'          "bytes": {_num(v.bytes)},\n'
+        f'          "format": {string(v.format)},\n'
+        f'          "height": {_num(v.height)},\n'
+        f'          "path": {string(v.path)},\n'
+        f'          "width": {_num(v.width)}\n'
+        "        }"
+        for v in entry.variants
+    )
+    return f"{text}[\n{variants}\n      ]\n    }}"

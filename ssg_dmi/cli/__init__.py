@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+from argparse import Namespace
+from collections.abc import Callable, Sequence
 
 from ..errors import BuildInterrupted, ConfigError
-from .images import cmd_c2pa, cmd_inspect, cmd_tag
 from .parser import EXIT_USAGE, build_parser
-from .site import cmd_build, cmd_cache, cmd_check
 
 __all__ = ["build_parser", "main"]
 
@@ -29,14 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         logging.getLogger("PIL").setLevel(logging.CRITICAL)
     try:
-        commands = {
-            "tag": cmd_tag,
-            "build": cmd_build,
-            "cache": cmd_cache,
-            "check": cmd_check,
-            "c2pa": cmd_c2pa,
-        }
-        return commands.get(args.command, cmd_inspect)(args)
+        return command(args.command)(args)
     except ConfigError as exc:
         print(f"ssg-dmi: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -46,3 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ssg-dmi: interrupted", file=sys.stderr)
         return BuildInterrupted.exitcode
+
+
+def command(name: str) -> Callable[[Namespace], int]:
+    """The function of a sub-command, its module imported only now: ``build`` never
+    waits for the image-file commands' imports, nor ``tag`` for the site's."""
+    if name in ("build", "cache", "check"):
+        from . import site
+
+        return {"build": site.cmd_build, "cache": site.cmd_cache, "check": site.cmd_check}[name]
+    from . import images
+
+    return {"tag": images.cmd_tag, "c2pa": images.cmd_c2pa}.get(name, images.cmd_inspect)

@@ -36,7 +36,13 @@ _ATTRS = "(?:" + _ATTR.replace("?P<name>", "?:").replace("?P<value>", "?:") + ")
 _TAG = re.compile(
     rf"<(?P<close>/?)(?P<tag>[a-zA-Z][^\t\n\f\r />]*+)(?P<attrs>{_ATTRS})(?P<trail>[\t\n\f\r /]*+)>"
 )
-_ATTR_RE = re.compile(_ATTR)
+# _ATTR with every part a group (white space, name, "=" with its spaces, value), for findall.
+_ATTR_PARTS = re.compile(
+    _ATTR.replace(_SEP, f"({_SEP})", 1)
+    .replace("?P<name>", "")
+    .replace(r"(?:[\t\n\f\r ]*+=[\t\n\f\r ]*+", r"(?:([\t\n\f\r ]*+=[\t\n\f\r ]*+)")
+    .replace("?P<value>", "")
+)
 _MARKUP = re.compile(r"<[a-zA-Z/!?]")
 # A comment, as the tokenizer ends it: <!--> and <!---> are whole comments; --!> ends one too.
 _COMMENT = r"<!--(?:-?>|[\s\S]*?(?:--!?>|\Z))"
@@ -66,9 +72,11 @@ _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 _CHARREF = re.compile(r"&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attr:
-    """One attribute: its decoded value and where its value (quotes included) sits."""
+    """One attribute: its decoded value and where its value (quotes included) sits. Read
+    only, though not frozen: a page of 1,000 images makes ~10,000 of them, twice (scan and
+    rewrite), and a frozen dataclass takes 4x as long to make."""
 
     value: str
     value_start: int  # == value_end == end of the name when the attribute has no value
@@ -78,9 +86,10 @@ class Attr:
     start: int = -1  # where the attribute starts, the white space before its name included
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Tag:
-    """A real start or end tag: lower-case name, span, and first-wins attributes."""
+    """A real start or end tag: lower-case name, span, and first-wins attributes (read
+    only, not frozen, as :class:`Attr`)."""
 
     name: str
     start: int
@@ -122,18 +131,30 @@ def _attr_ref(m: re.Match[str]) -> str:
 def _tag(html: str, m: re.Match[str], name: str, broke_out: bool = False) -> Tag:
     attrs: dict[str, Attr] = {}
     attrs_end = m.end("tag")
-    for a in _ATTR_RE.finditer(html, m.start("attrs"), m.end("attrs")):
-        attrs_end = a.end()
-        key = a.group("name").lower()
-        if key in attrs:
-            continue
-        raw = a.group("value")
-        if raw is None:
-            attrs[key] = Attr("", attrs_end, attrs_end, "", True, a.start())
-            continue
-        quote = raw[:1] if raw[:1] in ("'", '"') else ""
-        text = raw[1:-1] if quote else raw
-        attrs[key] = Attr(unescape_attr(text), a.start("value"), attrs_end, quote, False, a.start())
+    first, last = m.span("attrs")
+    if first < last:
+        # The attributes follow each other with nothing between (the tag pattern matched
+        # them so), so lengths give every offset: no match object per attribute.
+        pos = first
+        for sep, key, equals, raw in _ATTR_PARTS.findall(html, first, last):
+            start = pos
+            pos += len(sep) + len(key)
+            if equals:
+                pos += len(equals) + len(raw)
+            key = key.lower()
+            if key in attrs:
+                continue
+            if not equals:
+                attrs[key] = Attr("", pos, pos, "", True, start)
+                continue
+            quote = raw[:1]
+            if quote == '"' or quote == "'":
+                text = raw[1:-1]
+            else:
+                quote, text = "", raw
+            value = _CHARREF.sub(_attr_ref, text) if "&" in text else text
+            attrs[key] = Attr(value, pos - len(raw), pos, quote, False, start)
+        attrs_end = pos
     trail = m.group("trail")
     closing = bool(m.group("close"))
     return Tag(name, m.start(), m.end(), closing, trail.endswith("/"), attrs_end, attrs, broke_out)
