@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import filecmp
 import logging
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger("ssg_dmi.fsutil")
@@ -34,6 +36,30 @@ def atomic_write(path: Path, data: bytes) -> bool:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> bool:
+    """:func:`atomic_write` for content made piece by piece (never all held at once).
+
+    Returns False, and leaves the file as it was, when it already held exactly these bytes.
+    An exception from ``chunks`` leaves no temp file and the old file untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        if not path.is_symlink() and path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            Path(tmp).unlink()
+            return False
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
         os.chmod(tmp, mode)
         os.replace(tmp, path)

@@ -71,3 +71,25 @@ def test_per_image_records_have_no_instance_dict() -> None:
     for record in (entry, entry.original, entry.variants[0]):
         assert not hasattr(record, "__dict__")
     assert entry["original"]["path"] == "a.jpg"  # still read the way the JSON reads
+
+
+def test_write_report_streams_atomically_and_leaves_an_unchanged_report_alone(
+    tmp_path: Any,
+) -> None:
+    """The file holds exactly as_json(); a name that is not UTF-8 makes the whole report
+    ASCII; writing the same report again leaves the file (and its mtime) alone."""
+    import os
+
+    from ssg_dmi.build.pipeline import write_report
+
+    report = full_report()
+    path = tmp_path / "out" / "report.json"
+    write_report(report, path)
+    assert path.read_text("ascii") == report.as_json(ascii_only=True)  # "bad\udcff.jpg"
+    os.utime(path, (1, 1))
+    write_report(report, path)
+    assert path.stat().st_mtime == 1
+    del report.images["bad\udcff.jpg"]
+    write_report(report, path)
+    assert path.read_bytes() == report.as_json().encode("utf-8")
+    assert [p.name for p in path.parent.iterdir()] == ["report.json"]  # no temp file left

@@ -131,13 +131,14 @@ class JobResult:
     cache_error: str | None = None
     seconds: float = 0.0
     payload: list[bytes] | None = None  # the outputs' bytes, for deliver = "result"
+    aliases: tuple[str, ...] = ()  # more keys of this entry (see alias_keys), for the record
 
 
 def variant_path(relpath: str, output: Output) -> str:
-    """Where a variant of the image at ``relpath`` lives: beside it (see VARIANT_NAME)."""
-    path = PurePosixPath(relpath)
+    """Where a variant of the image at ``relpath`` (a site path as the walker gives it)
+    lives: beside it (see VARIANT_NAME). Made as text: it runs once per variant per build."""
     ext = variants.EXTENSION[output.format]
-    return str(path.with_name(f"{path.name}-{output.width}w.{output.name}.{ext}"))
+    return f"{relpath}-{output.width}w.{output.name}.{ext}"
 
 
 def variant_name(original_sha: str, job_fingerprint: str, output: Output) -> str:
@@ -371,6 +372,8 @@ def _run(job: Job, result: JobResult) -> None:
             except OSError as exc:  # a cache is an optimisation: the image is still done
                 result.cache_error = str(exc.strerror or exc)
     result.outputs = [o for o, _ in pairs]
+    if cache is not None:
+        result.aliases = alias_keys(job, pairs[0][0])
     if job.deliver == "result":
         result.payload = [d for _, d in pairs]
     elif job.deliver == "site":

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from ..errors import ConfigError
-from ..fsutil import atomic_write, shown
+from ..fsutil import atomic_write_chunks, shown
 from ..images import watermark
 from ..images.provenance import load_signing
 from ..policy import ImagePolicy
@@ -75,6 +75,7 @@ def plan_jobs(
         c2pa=load_signing(settings.c2pa) if settings.c2pa is not None else None,
     )
     groups: dict[tuple[str, int, ImagePolicy, Watermark | None], list[str]] = {}
+    policies: dict[ImagePolicy, ImagePolicy] = {}
     errors: dict[str, str] = {}
     root = os.fspath(site)
     for rel in discover(site, settings, cache_dir, existing, skipped):
@@ -86,6 +87,7 @@ def plan_jobs(
             continue
         given = overrides(rel) if overrides else None
         policy = settings.policy_for(rel, given)
+        policy = policies.setdefault(policy, policy)  # one object per distinct policy
         mark = settings.watermark_for(rel, given)
         groups.setdefault((sha256(data), len(data), policy, mark), []).append(rel)
     cache = str(cache_dir) if cache_dir else None
@@ -170,8 +172,10 @@ def run(
         runner = Workers(workers, start_method_for(cache_dir))
     # Two jobs per worker keep every core busy; an external executor may have many more.
     window = 2 * workers if executor is None or isinstance(executor, Workers) else 64
+    total = len(planned)
+    del planned  # the jobs still to run are all that is needed from here
     bar = _bar(len(jobs), progress)
-    counted = Progress(len(planned), bar.update if bar else None)
+    counted = Progress(total, bar.update if bar else None)
     counted.done = len(results)  # in place already: done, for an interrupt's message
     todo: Sequence[Job] = RemoteJobs(site, jobs, cache_dir) if remote else jobs
     try:
@@ -185,14 +189,7 @@ def run(
     report.stale = stale_variants(report, existing) if shard is None else []
     cache_errors = sorted({r.cache_error for r in results if r.cache_error})
     if cache_dir is not None and shard is None:  # a shard's keys are the assembly's
-        by_key = {job.key: job for job in planned}
-        used = [r.key for r in results if r.error is None]
-        used += [
-            k
-            for r in results
-            if r.error is None and r.outputs
-            for k in alias_keys(by_key[r.key], r.outputs[0])
-        ]
+        used = [k for r in results if r.error is None for k in (r.key, *r.aliases)]
         try:
             Cache(cache_dir).record_build(used, site)
         except OSError as exc:
@@ -228,6 +225,7 @@ def in_cache(jobs: list[Job], cache_dir: CacheLocation) -> tuple[list[JobResult]
                 reencoded=bool(extra.get("reencoded", False)),
                 cache_hit=True,
                 notes=[str(n) for n in extra.get("notes", [])],
+                aliases=alias_keys(job, outputs[0]) if outputs else (),
             )
         )
     return done, todo
@@ -310,8 +308,9 @@ def _placed(
     site: Path, job: Job, cache: Cache, existing: Mapping[str, list[str]]
 ) -> JobResult | None:
     """What the worker would report for ``job`` when every output is in place already
-    (a cache hit that writes nothing); None when anything is missing or differs."""
-    stored = cache.get(job.key)
+    (a cache hit that writes nothing); None when anything is missing or differs. The
+    entry alone decides (its blobs are not needed: the site holds the outputs)."""
+    stored = cache.get(job.key, blobs=False)
     if stored is None:
         return None
     outputs, extra = stored
@@ -335,6 +334,7 @@ def _placed(
         reencoded=bool(extra.get("reencoded", False)),
         cache_hit=True,
         notes=[str(n) for n in extra.get("notes", [])],
+        aliases=alias_keys(job, original),
     )
 
 
@@ -443,10 +443,10 @@ def _fill(report: Report, results: list[JobResult]) -> None:
 
 
 def write_report(report: Report, path: Path) -> None:
-    """Write the JSON report atomically (names that are not valid UTF-8 as JSON escapes)."""
-    text = report.as_json()
+    """Write the JSON report atomically, streamed an image at a time (names that are not
+    valid UTF-8 as JSON escapes: the whole report then as ASCII)."""
     try:
-        data = text.encode("utf-8")
+        atomic_write_chunks(path, (c.encode("utf-8") for c in report.json_chunks()))
     except UnicodeEncodeError:
-        data = report.as_json(ascii_only=True).encode("ascii")
-    atomic_write(path, data)
+        chunks = report.json_chunks(ascii_only=True)
+        atomic_write_chunks(path, (c.encode("ascii") for c in chunks))

@@ -83,10 +83,11 @@ def delivered(
     if result.error is not None or payload is None:
         return result
     pairs = list(zip(result.outputs, payload, strict=True))
+    result.aliases = alias_keys(job, pairs[0][0])
     if cache is not None:
         extra: dict[str, Any] = {"reencoded": result.reencoded, "notes": list(result.notes)}
         try:
-            cache.put(job.key, pairs, extra, aliases=alias_keys(job, pairs[0][0]))
+            cache.put(job.key, pairs, extra, aliases=result.aliases)
         except OSError as exc:
             result.cache_error = str(exc.strerror or exc)
     if place:
