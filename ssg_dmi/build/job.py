@@ -219,9 +219,10 @@ def render(
     original, reencoded = lossless, fallback
     still = None
     if mark is not None and not animated:  # once, at the largest size, before resizing
-        still = watermark.apply(
-            variants.normalise(upright, options.srgb), mark, watermark.assets_of(mark)
-        )
+        # Drawn in place unless the unmarked pixels are still to be re-encoded below.
+        keep = reencode and not mark_original
+        normal = variants.normalise(upright, options.srgb)
+        still = watermark.apply(normal, mark, watermark.assets_of(mark), copy=keep)
     if mark_original and still is not None:
         encoded = pixels.encode_like(still, fmt, data, options.quality, fast=True)
         original = tags.write(encoded, upright=True)

@@ -188,13 +188,18 @@ def _blend(base: Image.Image, mark: Image.Image, x: int, y: int) -> None:
         base.paste(part.convert(base.mode), (left, top), part.getchannel("A"))
 
 
-def apply(im: Image.Image, mark: Watermark, assets: Assets) -> Image.Image:
+def apply(im: Image.Image, mark: Watermark, assets: Assets, *, copy: bool = True) -> Image.Image:
     """A copy of ``im`` (upright; 8-bit RGB or RGBA, others converted) with the mark drawn,
     keeping ``im``'s info (ICC profile). The caller checks ``min_width`` against the
-    source's own width (``im`` may be a reduced decode)."""
+    source's own width (``im`` may be a reduced decode).
+
+    ``copy=False`` draws on ``im`` itself when it is RGB or RGBA, for a caller that has no
+    further use for the unmarked pixels: copying a 4096² photo costs more than drawing the
+    mark (0.77 s against 0.15 s of CPU for the 55 images of the dev corpus).
+    """
     if im.mode not in ("RGB", "RGBA"):
         im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
-    else:
+    elif copy:
         im = im.copy()
     stamp = make_mark(mark, assets, im.width)
     if not mark.tile:
