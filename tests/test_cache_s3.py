@@ -131,3 +131,34 @@ def test_s3_location_without_the_extra_is_a_config_error(monkeypatch: pytest.Mon
 def test_only_s3_urls_are_remote() -> None:
     assert is_remote("s3://bucket/x") and is_remote("S3://bucket")
     assert not is_remote(".cache/ssg-dmi") and not is_remote(Path("s3:/bucket"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "../../../../x"),
+        ("name", "0123456789/"),
+        ("format", "webp/../../x"),
+        ("role", "script"),
+        ("width", -1),
+        ("bytes", "12"),
+        ("sha256", "../" + "0" * 61),
+    ],
+)
+def test_a_poisoned_entry_in_a_shared_store_is_a_miss_never_a_path(
+    tmp_path: Path, pristine: Path, s3: S3, s3_cache: str, field: str, value: object
+) -> None:
+    """Anyone who can write the store could plant entries: an entry whose names would make
+    a path outside the image's folder is refused (a miss: the image is made again)."""
+    site = copy_site(pristine, tmp_path / "one")
+    build(site, s3_cache, **CACHED)  # type: ignore[arg-type]
+    entries = [k for k in s3.keys(_prefix(s3_cache)) if "/v1/entries/" in k]
+    for key in entries:
+        entry = json.loads(s3.get(key))
+        item = entry["outputs"][-1]  # a variant (or the original when there is none)
+        item[field] = value
+        s3.put(key, json.dumps(entry).encode())
+    again = build(copy_site(pristine, tmp_path / "two"), s3_cache, **CACHED)  # type: ignore[arg-type]
+    assert again.errors == {} and again.summary["cache_hits"] == 0
+    assert tree(tmp_path / "two") == tree(site)
+    assert not list(tmp_path.glob("x")) and not (tmp_path / "two" / "x").exists()

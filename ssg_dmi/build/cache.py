@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -94,6 +95,9 @@ class Cache:
         try:
             raw = json.loads(self.store.read(self._entry(key)))
             outputs = [_output(item) for item in raw["outputs"]]
+            roles = [o.role for o in outputs]
+            if roles[:1] != ["original"] or "original" in roles[1:]:
+                raise ValueError("malformed cache entry")
             extra = dict(raw.get("extra", {}))
             if not blobs or all(self.store.exists(self._blob(o.sha256)) for o in outputs):
                 return outputs, extra
@@ -203,18 +207,28 @@ class Cache:
         self.store.clear(LAYOUT)
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_NAME = {"original": re.compile(r"(?:[0-9a-f]{64})?"), "variant": re.compile(r"[0-9a-f]{10}")}
+_FORMAT = {"original": re.compile(r"[a-z0-9]{1,8}"), "variant": re.compile(r"webp|jpeg|png|avif")}
+
+
 def _output(item: dict[str, Any]) -> Output:
-    """An entry's output record; its few distinct short strings (role, format) shared, not
-    one copy per image held by the driver."""
-    return Output(
-        sys.intern(item["role"]),
-        item["width"],
-        item["height"],
-        sys.intern(item["format"]),
-        item["sha256"],
-        item["bytes"],
-        item["name"],
-    )
+    """An entry's output record, checked: a store shared by many runners is read as
+    untrusted, and a variant's name and format become a path in the site (a name like
+    ``../x`` must never be written). Its few distinct short strings (role, format) are
+    shared, not one copy per image held by the driver. ValueError when malformed."""
+    role, fmt, name = item["role"], item["format"], item["name"]
+    numbers = [item["width"], item["height"], item["bytes"]]
+    if (
+        role not in _NAME
+        or not all(type(n) is int and n >= 0 for n in numbers)
+        or not (isinstance(fmt, str) and _FORMAT[role].fullmatch(fmt))
+        or not (isinstance(name, str) and _NAME[role].fullmatch(name))
+        or not (isinstance(item["sha256"], str) and _HEX64.fullmatch(item["sha256"]))
+    ):
+        raise ValueError("malformed cache entry")
+    width, height, size = numbers
+    return Output(sys.intern(role), width, height, sys.intern(fmt), item["sha256"], size, name)
 
 
 def fingerprint(parts: dict[str, Any]) -> str:
