@@ -33,6 +33,13 @@ class BuildInterrupted(SsgDmiError):
         super().__init__(f"interrupted{where}{count}; rerun to finish")
 
 
+class ExecutorLost(SsgDmiError):
+    """The cluster running the image jobs went away mid-build (its scheduler stopped
+    answering): not the images' fault, so not their errors; rerun to finish."""
+
+    exitcode = 1
+
+
 def describe(exc: BaseException) -> str:
     """Pillow's message, or the exception's name when it has none (a bare KeyError).
 

@@ -13,8 +13,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -389,3 +391,100 @@ def test_mkdocs_with_a_scheduler_builds_the_same_site_on_the_cluster(tmp_path: P
     assert (
         images and {k: v for k, v in tree(tmp_path / "dask-site").items() if "img/" in k} == images
     )
+
+
+# --- what the review found: each failure is one image's error or one line ----------------
+
+
+class KilledWorker(Exception):
+    """Dask's name for a job whose workers kept dying (matched by name: no import)."""
+
+
+class Elsewhere(Executor):
+    """An executor ssg-dmi takes for a remote one (not this machine's pools): jobs carry
+    their bytes and the driver places their outputs; runs them on threads here."""
+
+    def __init__(self, cancel: bool = False, kill: str = "") -> None:
+        self.pool = ThreadPoolExecutor(2)
+        self.cancel, self.kill = cancel, kill
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        if self.cancel:  # as Dask's futures end when the scheduler goes away
+            future.cancel()
+            future.set_running_or_notify_cancel()
+            return future
+        if self.kill and args[0].relpaths[0] == self.kill:  # as Dask gives up on a job
+            future.set_exception(KilledWorker("('run_job-1', <WorkerState closed>)"))
+            return future
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, **_: Any) -> None:
+        self.pool.shutdown(wait)
+
+
+def _settings() -> Any:
+    from ssg_dmi.settings import load_settings
+
+    return load_settings({"widths": [100, 200], "formats": ["webp"]})
+
+
+def test_remote_results_that_cannot_be_placed_are_that_images_error(tmp_path: Path) -> None:
+    from ssg_dmi.build.pipeline import run
+
+    site = _site(tmp_path / "s", count=3)
+    first = run(site, _settings(), progress=False)
+    blocked = first.images["img/p01.jpg"].variants[0].path
+    (site / blocked).unlink()
+    (site / blocked).mkdir()  # a folder where the variant goes
+    report = run(site, _settings(), executor=Elsewhere(), progress=False)
+    assert list(report.errors) == ["img/p01.jpg"]
+    assert report.errors["img/p01.jpg"].startswith("cannot read or write it (")
+    assert len(report.images) == 3  # the others, and the duplicate, are placed
+
+
+def test_a_source_unreadable_when_sent_is_that_images_error(tmp_path: Path) -> None:
+    from ssg_dmi.build import pipeline
+
+    site = _site(tmp_path / "s", count=3)
+    real = pipeline.for_remote
+
+    def gone(site_: Path, job: Any, local_cache: bool) -> Any:
+        if job.relpaths[0] == "img/p02.jpg":
+            (site_ / job.relpaths[0]).unlink(missing_ok=True)
+        return real(site_, job, local_cache)
+
+    pipeline.for_remote = gone  # type: ignore[assignment]
+    try:
+        report = pipeline.run(site, _settings(), executor=Elsewhere(), progress=False)
+    finally:
+        pipeline.for_remote = real  # type: ignore[assignment]
+    assert report.errors == {"img/p02.jpg": "cannot read (No such file or directory)"}
+
+
+def test_a_cluster_that_goes_away_is_a_build_error_not_untagged_images(tmp_path: Path) -> None:
+    from ssg_dmi.build.pipeline import run
+    from ssg_dmi.errors import ExecutorLost
+
+    site = _site(tmp_path / "s", count=3)
+    with pytest.raises(ExecutorLost, match="stopped answering"):
+        run(site, _settings(), executor=Elsewhere(cancel=True), progress=False)
+
+
+def test_workers_that_keep_dying_on_dask_are_reported_as_such(tmp_path: Path) -> None:
+    from ssg_dmi.build.pipeline import run
+    from ssg_dmi.build.workers import WORKER_DIED
+
+    site = _site(tmp_path / "s", 2)
+    report = run(site, _settings(), executor=Elsewhere(kill="img/copy.jpg"), progress=False)
+    assert report.errors == {"img/copy.jpg": WORKER_DIED, "img/p00.jpg": WORKER_DIED}
+    assert "img/p01.jpg" in report.images
+
+
+def test_tls_scheduler_without_tls_set_up_is_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    port = free_port()
+    site = _site(tmp_path / "s", 1)
+    done = _cli("build", str(site), "--scheduler", f"tls://127.0.0.1:{port}")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "--scheduler tls://" in done.stderr and len(done.stderr.strip().splitlines()) == 1

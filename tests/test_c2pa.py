@@ -27,7 +27,7 @@ from ssg_dmi.settings.signing import C2paSettings
 
 from .builds import build, cli
 from .images import encode, photo
-from .readers import dmi_of, exiftool, needs_exiftool
+from .readers import PLUS, dmi_of, exiftool, needs_exiftool
 
 c2pa = pytest.importorskip("c2pa")
 
@@ -594,3 +594,30 @@ def test_tagging_drops_a_sources_manifest_unless_metadata_is_kept(
     kept = tag_bytes(signed, load_settings({"metadata": "keep"}), name=name, lossless=True)
     # TIFF's IFD is rebuilt from the tags ssg-dmi knows: its manifest tag never survives.
     assert (b"c2pa" in kept) is (fmt != "tiff")
+
+
+@needs_exiftool
+def test_a_worker_that_cannot_read_the_key_leaves_the_image_tagged_and_says_so(
+    tmp_path: Path, chain: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a Dask worker the key file or variable may be missing: the opt-out matters more
+    than the signature, so the image is still tagged, unsigned, with a note."""
+    from ssg_dmi.images.provenance import Signing
+
+    real = Signing.private_key
+    calls = {"n": 0}
+
+    def missing_on_workers(self: Signing) -> bytes:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the build's own check, before any image
+            return real(self)
+        raise ConfigError("`c2pa.key_env`: the environment variable C2PA_KEY is not set")
+
+    monkeypatch.setattr(Signing, "private_key", missing_on_workers)
+    site = site_with(tmp_path, "jpeg")
+    report = build(site, dmi="DMI-PROHIBITED", widths=[320], c2pa=table(chain), jobs=1)
+    assert report.errors == {}
+    assert dmi_of(exiftool(site / "img" / "a.jpg")[0]) == PLUS + "DMI-PROHIBITED"
+    assert b"c2pa" not in (site / "img" / "a.jpg").read_bytes()
+    (note,) = [n for n in report.notes["img/a.jpg"] if "unsigned" in n]
+    assert "C2PA_KEY is not set" in note and note.endswith("left tagged but unsigned")

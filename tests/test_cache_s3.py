@@ -162,3 +162,42 @@ def test_a_poisoned_entry_in_a_shared_store_is_a_miss_never_a_path(
     assert again.errors == {} and again.summary["cache_hits"] == 0
     assert tree(tmp_path / "two") == tree(site)
     assert not list(tmp_path.glob("x")) and not (tmp_path / "two" / "x").exists()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"notes": 5}, {"notes": ["\x1b]0;owned\x07"]}, {"reencoded": "yes"}, ["not", "a", "table"]],
+)
+def test_poisoned_extra_facts_are_a_miss_never_an_untagged_image(
+    tmp_path: Path, pristine: Path, s3: S3, s3_cache: str, extra: object
+) -> None:
+    site = copy_site(pristine, tmp_path / "one")
+    build(site, s3_cache, **CACHED)  # type: ignore[arg-type]
+    for key in [k for k in s3.keys(_prefix(s3_cache)) if "/v1/entries/" in k]:
+        entry = json.loads(s3.get(key))
+        entry["extra"] = extra
+        s3.put(key, json.dumps(entry).encode())
+    again = build(copy_site(pristine, tmp_path / "two"), s3_cache, **CACHED)  # type: ignore[arg-type]
+    assert again.errors == {} and again.summary["cache_hits"] == 0
+    assert tree(tmp_path / "two") == tree(site)
+    assert all("\x1b" not in n for notes in again.notes.values() for n in notes)
+
+
+def test_cache_commands_on_an_unreachable_store_are_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .builds import cli
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for action in ("prune", "clear"):
+        code, out, err = cli(capsys, "cache", action, "--cache-dir", "s3://nowhere/p")
+        assert code == 2 and out == "", (action, out)
+        assert err.startswith("ssg-dmi: error: s3://nowhere/p: the cache cannot be read")
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -98,7 +98,7 @@ class Cache:
             roles = [o.role for o in outputs]
             if roles[:1] != ["original"] or "original" in roles[1:]:
                 raise ValueError("malformed cache entry")
-            extra = dict(raw.get("extra", {}))
+            extra = _extra(raw.get("extra", {}))
             if not blobs or all(self.store.exists(self._blob(o.sha256)) for o in outputs):
                 return outputs, extra
         except (OSError, ValueError, KeyError, TypeError):
@@ -229,6 +229,24 @@ def _output(item: dict[str, Any]) -> Output:
         raise ValueError("malformed cache entry")
     width, height, size = numbers
     return Output(sys.intern(role), width, height, sys.intern(fmt), item["sha256"], size, name)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _extra(raw: Any) -> dict[str, Any]:
+    """An entry's extra facts, checked as its outputs are: ``reencoded`` a bool, ``notes``
+    short lines of text without control characters (they are printed in CI logs)."""
+    if not isinstance(raw, dict):
+        raise ValueError("malformed cache entry")
+    reencoded = raw.get("reencoded", False)
+    notes = raw.get("notes", [])
+    if not isinstance(reencoded, bool) or not isinstance(notes, list):
+        raise ValueError("malformed cache entry")
+    for note in notes:
+        if not isinstance(note, str) or len(note) > 2000 or _CONTROL.search(note):
+            raise ValueError("malformed cache entry")
+    return {"reencoded": reencoded, "notes": notes}
 
 
 def fingerprint(parts: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import ContainerError, ImageError
+from ..errors import ConfigError, ContainerError, ImageError
 from ..formats import VariantFormat
 from ..fsutil import atomic_write
 from ..images import pixels, variants, watermark
@@ -102,6 +102,7 @@ class Job:
     cache_dir: str | None
     deliver: str = "site"  # "site", "result" or "cache" (see the module docstring)
     data: bytes | None = field(default=None, repr=False, compare=False)  # the source, carried
+    failed: str | None = None  # why the driver could not send it (its one-line error)
 
     @property
     def fingerprint(self) -> str:
@@ -299,7 +300,7 @@ def _signed(
     (its opt-out matters more than its signature) and a note saying so."""
     try:
         return sign(data, fmt, tags.policy, signing, parent=parent, action=action)
-    except ImageError as exc:
+    except (ImageError, ConfigError) as exc:  # a key this worker cannot read, too
         note = f"{exc}; left tagged but unsigned"
         if note not in notes:
             notes.append(note)
@@ -351,6 +352,8 @@ def crash_message(exc: BaseException) -> str:
 
 
 def _run(job: Job, result: JobResult) -> None:
+    if job.failed is not None:
+        raise ImageError(job.failed)
     site = Path(job.site)
     cache = Cache(job.cache_dir) if job.cache_dir else None
     hit = _from_cache(cache, job.key)

@@ -11,7 +11,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, overload
@@ -28,7 +28,7 @@ from .cache import Cache, sha256
 from .job import Job, JobResult, Options, alias_keys, run_job, variant_path
 from .remote import delivered, for_remote, is_remote_executor, shard_of
 from .report import ImageResult, OriginalFile, Report, Summary, VariantFile
-from .store import CacheLocation, start_method_for
+from .store import CacheLocation, is_remote, start_method_for
 from .workers import Progress, Workers, execute
 
 log = logging.getLogger("ssg_dmi.build.pipeline")
@@ -122,6 +122,7 @@ def run(
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
     keep_stale: bool = False,
     shard: tuple[int, int] | None = None,
+    window: int | None = None,
 ) -> Report:
     """Process every image under ``site``; returns the :class:`Report`.
 
@@ -136,7 +137,8 @@ def run(
     folder is not: its jobs carry their source bytes and return their outputs, which this
     process places (see :mod:`ssg_dmi.build.remote`). ``shard`` (K, N): only shard K of N's
     part of the distinct sources is processed, into the cache; nothing is written into the
-    site (a later build without ``shard`` assembles it from the cache).
+    site (a later build without ``shard`` assembles it from the cache). ``window``: how
+    many jobs an external executor gets at a time (default 64; twice its threads is right).
 
     Raises :class:`~ssg_dmi.errors.BuildInterrupted` on Ctrl-C (workers terminated).
     """
@@ -171,7 +173,8 @@ def run(
     if own:
         runner = Workers(workers, start_method_for(cache_dir))
     # Two jobs per worker keep every core busy; an external executor may have many more.
-    window = 2 * workers if executor is None or isinstance(executor, Workers) else 64
+    if window is None:
+        window = 2 * workers if executor is None or isinstance(executor, Workers) else 64
     total = len(planned)
     del planned  # the jobs still to run are all that is needed from here
     bar = _bar(len(jobs), progress)
@@ -210,8 +213,11 @@ def in_cache(jobs: list[Job], cache_dir: CacheLocation) -> tuple[list[JobResult]
     cache = Cache(cache_dir)
     done: list[JobResult] = []
     todo: list[Job] = []
-    for job in jobs:
-        stored = cache.get(job.key)
+    # An object store answers each lookup over the network: many at once, not in a row.
+    threads = 16 if is_remote(cache_dir) else 1
+    with ThreadPoolExecutor(threads) as pool:
+        found = list(pool.map(lambda j: cache.get(j.key), jobs))
+    for job, stored in zip(jobs, found, strict=True):
         if stored is None:
             todo.append(job)
             continue
@@ -257,6 +263,7 @@ class RemoteJobs(Sequence[Job]):
 
     def __init__(self, site: Path, jobs: Sequence[Job], cache_dir: CacheLocation | None) -> None:
         self.site, self.jobs = site, jobs
+        self.base = jobs  # the jobs as planned, without their bytes (for error results)
         self.local_cache = isinstance(cache_dir, Path)
 
     def __len__(self) -> int:

@@ -29,6 +29,7 @@ from .job import place as place_outputs
 from .workers import Workers
 
 log = logging.getLogger("ssg_dmi.build.remote")
+MAX_SHARDS = 10_000
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -39,6 +40,8 @@ def parse_shard(text: str) -> tuple[int, int]:
         raise ConfigError(f"--shard {text!r}: write K/N, e.g. 1/4 for the first of 4") from None
     if not 1 <= k <= n:
         raise ConfigError(f"--shard {text!r}: K must be between 1 and N, e.g. 1/{max(n, 1)}")
+    if n > MAX_SHARDS:
+        raise ConfigError(f"--shard {text!r}: at most {MAX_SHARDS} shards")
     return k, n
 
 
@@ -68,9 +71,14 @@ def is_remote_executor(executor: object) -> bool:
 
 def for_remote(site: Path, job: Job, local_cache: bool) -> Job:
     """``job`` as a remote worker can run it: the source bytes carried, the outputs
-    returned; without the cache when the cache is a folder on this machine."""
-    data = (site / job.relpaths[0]).read_bytes()
+    returned; without the cache when the cache is a folder on this machine. A source that
+    cannot be read now makes a job that fails with that reason (never a build error)."""
     cache = None if local_cache else job.cache_dir
+    try:
+        data = (site / job.relpaths[0]).read_bytes()
+    except OSError as exc:
+        failed = f"cannot read ({exc.strerror or exc})"
+        return dataclasses.replace(job, deliver="result", cache_dir=None, failed=failed)
     return dataclasses.replace(job, data=data, deliver="result", cache_dir=cache)
 
 
@@ -91,8 +99,12 @@ def delivered(
         except OSError as exc:
             result.cache_error = str(exc.strerror or exc)
     if place:
-        for relpath in job.relpaths:
-            result.written += place_outputs(site, relpath, pairs)
+        try:
+            for relpath in job.relpaths:
+                result.written += place_outputs(site, relpath, pairs)
+        except OSError as exc:  # as run_job reports a write that fails in a local worker
+            result.error = f"cannot read or write it ({exc.strerror or exc})"
+            result.outputs, result.written = [], 0
     return result
 
 
@@ -107,12 +119,31 @@ def dask_executor(address: str) -> tuple[Executor, Any]:
         raise ConfigError(
             f"--scheduler {address}: needs Dask's client: pip install 'ssg-dmi[dask]'"
         ) from None
+    if address.startswith("tls://"):
+        from distributed.security import Security
+
+        # Without a TLS context Dask's client fails half-built and hangs 20 s on its way out.
+        if Security().get_connection_args("client").get("ssl_context") is None:  # type: ignore[no-untyped-call]
+            raise ConfigError(
+                f"--scheduler {address}: tls:// needs Dask's TLS configuration "
+                "(distributed.comm.tls: ca-file, client cert and key); or use tcp://"
+            )
     try:
         client = Client(address, timeout="10s", set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as exc:
         raise ConfigError(
-            f"--scheduler {address}: no Dask scheduler answers there ({exc}); start one "
-            "(`dask scheduler`) or fix the address"
+            f"--scheduler {address}: no Dask scheduler answers there ({_line(exc)}); start "
+            "one (`dask scheduler`) or fix the address"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - Dask's own (a tls:// address without TLS set up)
+        raise ConfigError(
+            f"--scheduler {address}: cannot connect ({_line(exc)}); for tls:// set up "
+            "Dask's TLS configuration (distributed.comm.tls)"
         ) from None
     # pure=False: two jobs are never merged by Dask because their arguments look alike.
     return client.get_executor(pure=False), client  # type: ignore[no-untyped-call]
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]

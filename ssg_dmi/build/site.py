@@ -225,9 +225,10 @@ def run_site(
             "--shard needs the cache: the shards fill it and a final build reads it; "
             "drop --no-cache / cache = false"
         )
-    client = None
+    client, window = None, None
     if executor is None and settings.scheduler:
         executor, client = dask_executor(settings.scheduler)
+        window = 2 * max(1, sum(client.nthreads().values()))  # two jobs per thread
     stage, done = "reading pages", 0
     try:
         with sigterm_interrupts():
@@ -257,6 +258,7 @@ def run_site(
                 overrides=overrides,
                 keep_stale=True,  # removed once the pages no longer point at them
                 shard=shard,
+                window=window,
             )
             done = len(images.images) + len(images.errors)
             stage = "rewriting pages"

@@ -192,16 +192,18 @@ class ObjectStore:
 
         try:
             return getattr(obstore, what)(self._client, name, *args)
-        except NotFoundError:
+        except (NotFoundError, FileNotFoundError) as exc:  # obstore raises either
+            if what == "put":  # a bucket that is not there: no object was ever looked for
+                raise OSError(f"{self.location}: {what} failed ({_reason(exc)})") from None
             raise FileNotFoundError(f"{self.location}/{name}: no such object") from None
-        except (BaseError, RuntimeError, ValueError) as exc:
+        except (BaseError, OSError, RuntimeError, ValueError) as exc:
             raise OSError(f"{self.location}: {what} {name} failed ({_reason(exc)})") from None
 
     def read(self, name: str) -> bytes:
         result = self._call("get", name)
         try:
             return bytes(result.bytes())
-        except Exception as exc:  # noqa: BLE001 - a connection cut mid-body
+        except Exception as exc:  # noqa: BLE001 - a connection cut mid-body: a read error
             raise OSError(f"{self.location}: reading {name} failed ({_reason(exc)})") from None
 
     def write(self, name: str, data: bytes) -> None:
@@ -222,7 +224,7 @@ class ObjectStore:
             for batch in obstore.list(self._client, prefix.rstrip("/") + "/"):
                 for meta in batch:
                     yield str(meta["path"]), int(meta["size"])
-        except (BaseError, RuntimeError, ValueError) as exc:
+        except (BaseError, OSError, RuntimeError, ValueError) as exc:
             raise OSError(f"{self.location}: listing {prefix} failed ({_reason(exc)})") from None
 
     def delete(self, name: str) -> None:
@@ -243,5 +245,7 @@ class ObjectStore:
 
 
 def _reason(exc: BaseException) -> str:
+    """The first line of an error, short: obstore's messages go on with the server's
+    response body and a debug dump, which do not belong in a build's one-line warning."""
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
+    CancelledError,
     Executor,
     Future,
     ProcessPoolExecutor,
@@ -28,7 +29,7 @@ from concurrent.futures import (
 from contextlib import contextmanager
 from types import FrameType
 
-from ..errors import BuildInterrupted
+from ..errors import BuildInterrupted, ExecutorLost
 from .job import Job, JobResult, crash_message
 
 log = logging.getLogger("ssg_dmi.build.workers")
@@ -197,7 +198,7 @@ def _pooled(
                 # are handled below. This job never started: it goes back in line.
                 queue.appendleft(index)
                 return False
-            finish(index, _failed(jobs[index], WORKER_DIED))
+            finish(index, _failed(_plain(jobs)[index], WORKER_DIED))
         return True
 
     def finish(index: int, result: JobResult) -> None:
@@ -228,7 +229,7 @@ def _pooled(
         for index in broken:
             tries[index] += 1
             if tries[index] >= 2 or not rebuild:
-                finish(index, _failed(jobs[index], WORKER_DIED))
+                finish(index, _failed(_plain(jobs)[index], WORKER_DIED))
             else:
                 retry.append(index)
         if isinstance(runner, Workers):
@@ -251,9 +252,21 @@ def _collect(
     except BrokenExecutor:
         broken.append(index)
         return
+    except CancelledError:  # not by us (an interrupt stops before looking): the cluster
+        raise ExecutorLost(  # went away, which is no image's fault
+            "the cluster running the image jobs stopped answering (its scheduler is gone?); "
+            "what was done is placed and consistent: start it again and rerun"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - a failed future is that job's error
-        result = _failed(jobs[index], crash_message(exc))
+        # Dask's KilledWorker: the workers running it kept dying (Dask retried it first).
+        dying = type(exc).__name__ == "KilledWorker"
+        result = _failed(_plain(jobs)[index], WORKER_DIED if dying else crash_message(exc))
     finish(index, result)
+
+
+def _plain(jobs: Sequence[Job]) -> Sequence[Job]:
+    """The jobs as planned (a remote sequence makes each job anew, reading its source)."""
+    return getattr(jobs, "base", jobs)
 
 
 @contextmanager

@@ -47,7 +47,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     for rel, error in report.errors.items():
         print(f"error: {shown(rel)}: {error}; left unchanged and untagged", file=sys.stderr)
     if args.report:
-        write_report(report, args.report)
+        try:
+            write_report(report, args.report)
+        except OSError as exc:
+            print(
+                f"ssg-dmi: error: --report {shown(args.report)}: cannot write it "
+                f"({exc.strerror or exc}); the site was built",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
     print(shown(site_report.summary_line()))
     return EXIT_FINDINGS if settings.strict and report.untagged else EXIT_OK
 
@@ -57,15 +65,23 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from ..build.cache import Cache
 
     settings = settings_from(args.config).with_overrides(cache_dir=args.cache_dir)
-    cache = Cache(settings.cache_dir)
-    if args.action == "clear":
-        cache.clear()
-        print(f"ssg-dmi: cleared {shown(settings.cache_dir)}")
-        return EXIT_OK
     if args.max_age is not None and not args.max_age > 0:
         print("ssg-dmi: error: --max-age must be a number of days above 0", file=sys.stderr)
         return EXIT_USAGE
-    removed = cache.prune() if args.max_age is None else cache.prune(args.max_age)
+    cache = Cache(settings.cache_dir)
+    try:
+        if args.action == "clear":
+            cache.clear()
+            print(f"ssg-dmi: cleared {shown(settings.cache_dir)}")
+            return EXIT_OK
+        removed = cache.prune() if args.max_age is None else cache.prune(args.max_age)
+    except OSError as exc:
+        print(
+            f"ssg-dmi: error: {shown(settings.cache_dir)}: the cache cannot be read or "
+            f"changed ({exc.strerror or exc}); check the path, credentials or endpoint",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     print(
         f"ssg-dmi: pruned {removed['entries']} entries and {removed['objects']} files "
         f"({removed['bytes'] / 1e6:.1f} MB) not used by any site's last build"

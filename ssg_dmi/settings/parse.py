@@ -249,9 +249,9 @@ def url_path(key: str, value: Any) -> str:
 
 
 def scheduler(key: str, value: Any) -> str:
-    """A Dask scheduler address: ``tcp://host:port`` (or tls://, ws://, wss://, ucx://)."""
+    """A Dask scheduler address: ``tcp://host:port`` or ``tls://host:port``."""
     address = text(key, value)
-    if not re.match(r"^(?:tcp|tls|ws|wss|ucx)://[^\s/]+:\d+/?$", address):
+    if not re.match(r"^(?:tcp|tls)://[^\s/]+:\d+/?$", address):
         raise ConfigError(
             f"`{key}`: expected a Dask scheduler address like tcp://10.0.0.5:8786, got {value!r}"
         )
