@@ -6,8 +6,9 @@ import filecmp
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 log = logging.getLogger("ssg_dmi.fsutil")
 
@@ -31,18 +32,7 @@ def atomic_write(path: Path, data: bytes) -> bool:
             return False
     except OSError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
+    return _through_temp(path, lambda handle: handle.write(data), unless_same=False)
 
 
 def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> bool:
@@ -51,13 +41,19 @@ def atomic_write_chunks(path: Path, chunks: Iterable[bytes]) -> bool:
     Returns False, and leaves the file as it was, when it already held exactly these bytes.
     An exception from ``chunks`` leaves no temp file and the old file untouched.
     """
+    return _through_temp(path, lambda handle: handle.writelines(chunks), unless_same=True)
+
+
+def _through_temp(path: Path, fill: Callable[[BinaryIO], object], *, unless_same: bool) -> bool:
+    """Fill a temp file beside ``path``, then move it over ``path`` (keeping its mode);
+    with ``unless_same``, drop it instead when ``path`` already holds the same bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-        if not path.is_symlink() and path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            fill(handle)
+        same = unless_same and not path.is_symlink() and path.is_file()
+        if same and filecmp.cmp(tmp, path, shallow=False):
             Path(tmp).unlink()
             return False
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
