@@ -361,8 +361,9 @@ def main() -> int:
     peak = max(r.tree for r in (cold, warm, opt))
     ssg_ok = cold.code == warm.code == opt.code == 0
     rows = [
-        ("cold wall, tag: ssg-dmi / eleventy-img", ratio(cold.wall, peer.wall), "<= 0.6x",
-         both and cold.wall <= 0.6 * peer.wall, both),
+        # Issue 13's target (0.4x its goal); the earlier one was 0.6x.
+        ("cold wall, tag: ssg-dmi / eleventy-img", ratio(cold.wall, peer.wall), "<= 0.45x",
+         both and cold.wall <= 0.45 * peer.wall, both),
         ("  cold CPU, tag (steadier on a busy machine)", ratio(cold.cpu, peer.cpu), "-", None,
          both),
         ("variant bytes: ssg-dmi / eleventy-img", ratio(cold.bytes, peer.bytes), "<= 1.0x",
