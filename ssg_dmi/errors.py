@@ -40,6 +40,14 @@ class ExecutorLost(SsgDmiError):
     exitcode = 1
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message cut to its first line (libraries' messages go on with
+    response bodies and debug dumps, which do not belong in a one-line error), or its
+    name when it has none."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
 def describe(exc: BaseException) -> str:
     """Pillow's message, or the exception's name when it has none (a bare KeyError).
 

@@ -22,7 +22,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from .cache import Cache
 from .job import Job, JobResult, alias_keys
 from .job import place as place_outputs
@@ -132,18 +132,13 @@ def dask_executor(address: str) -> tuple[Executor, Any]:
         client = Client(address, timeout="10s", set_as_default=False)  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as exc:
         raise ConfigError(
-            f"--scheduler {address}: no Dask scheduler answers there ({_line(exc)}); start "
+            f"--scheduler {address}: no Dask scheduler answers there ({first_line(exc)}); start "
             "one (`dask scheduler`) or fix the address"
         ) from None
     except Exception as exc:  # noqa: BLE001 - Dask's own (a tls:// address without TLS set up)
         raise ConfigError(
-            f"--scheduler {address}: cannot connect ({_line(exc)}); for tls:// set up "
+            f"--scheduler {address}: cannot connect ({first_line(exc)}); for tls:// set up "
             "Dask's TLS configuration (distributed.comm.tls)"
         ) from None
     # pure=False: two jobs are never merged by Dask because their arguments look alike.
     return client.get_executor(pure=False), client  # type: ignore[no-untyped-call]
-
-
-def _line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]

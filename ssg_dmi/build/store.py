@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..fsutil import atomic_write, shown
 
 REMOTE_SCHEMES = ("s3://",)
@@ -182,7 +182,7 @@ class ObjectStore:
             try:
                 client = from_url(self.location.rstrip("/"))
             except Exception as exc:  # noqa: BLE001 - obstore raises its own, and ValueError
-                raise OSError(f"cannot open {self.location} ({_reason(exc)})") from None
+                raise OSError(f"cannot open {self.location} ({first_line(exc)})") from None
             _CLIENTS[self.location] = client
         return client
 
@@ -194,17 +194,17 @@ class ObjectStore:
             return getattr(obstore, what)(self._client, name, *args)
         except (NotFoundError, FileNotFoundError) as exc:  # obstore raises either
             if what == "put":  # a bucket that is not there: no object was ever looked for
-                raise OSError(f"{self.location}: {what} failed ({_reason(exc)})") from None
+                raise OSError(f"{self.location}: {what} failed ({first_line(exc)})") from None
             raise FileNotFoundError(f"{self.location}/{name}: no such object") from None
         except (BaseError, OSError, RuntimeError, ValueError) as exc:
-            raise OSError(f"{self.location}: {what} {name} failed ({_reason(exc)})") from None
+            raise OSError(f"{self.location}: {what} {name} failed ({first_line(exc)})") from None
 
     def read(self, name: str) -> bytes:
         result = self._call("get", name)
         try:
             return bytes(result.bytes())
         except Exception as exc:  # noqa: BLE001 - a connection cut mid-body: a read error
-            raise OSError(f"{self.location}: reading {name} failed ({_reason(exc)})") from None
+            raise OSError(f"{self.location}: reading {name} failed ({first_line(exc)})") from None
 
     def write(self, name: str, data: bytes) -> None:
         self._call("put", name, data)
@@ -225,7 +225,7 @@ class ObjectStore:
                 for meta in batch:
                     yield str(meta["path"]), int(meta["size"])
         except (BaseError, OSError, RuntimeError, ValueError) as exc:
-            raise OSError(f"{self.location}: listing {prefix} failed ({_reason(exc)})") from None
+            raise OSError(f"{self.location}: listing {prefix} failed ({first_line(exc)})") from None
 
     def delete(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -242,10 +242,3 @@ class ObjectStore:
 
     def sweep(self) -> None:
         """Nothing to sweep: an object store has no half-written objects."""
-
-
-def _reason(exc: BaseException) -> str:
-    """The first line of an error, short: obstore's messages go on with the server's
-    response body and a debug dump, which do not belong in a build's one-line warning."""
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

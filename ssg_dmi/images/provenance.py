@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError, ImageError, first_line
 from ..formats import Format
 from ..policy import DMI, ImagePolicy
 from ..settings.signing import C2paSettings
@@ -218,7 +218,7 @@ def sign(
             out = io.BytesIO()
             builder.sign(MIME[fmt], io.BytesIO(data), out)
     except c2pa.C2paError as exc:
-        raise ImageError(f"C2PA signing failed ({_one_line(exc)})") from None
+        raise ImageError(f"C2PA signing failed ({first_line(exc, 300)})") from None
     return out.getvalue()
 
 
@@ -237,8 +237,3 @@ def signed_by_us(data: bytes, fmt: Format) -> bool:
     except c2pa.C2paError:
         return False
     return any(g.get("name") == "ssg-dmi" for g in active.get("claim_generator_info", []))
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:300]
