@@ -135,6 +135,21 @@ class JobResult:
     aliases: tuple[str, ...] = ()  # more keys of this entry (see alias_keys), for the record
 
 
+def cached_result(job: Job, outputs: list[Output], extra: Mapping[str, Any]) -> JobResult:
+    """What a job reports when its outputs come from a cache entry (checked by the cache)
+    without a worker touching them: a hit that wrote nothing."""
+    return JobResult(
+        relpaths=job.relpaths,
+        key=job.key,
+        outputs=outputs,
+        source_bytes=job.source_bytes,
+        reencoded=extra["reencoded"],
+        cache_hit=True,
+        notes=list(extra["notes"]),
+        aliases=alias_keys(job, outputs[0]) if outputs else (),
+    )
+
+
 def variant_path(relpath: str, output: Output) -> str:
     """Where a variant of the image at ``relpath`` (a site path as the walker gives it)
     lives: beside it (see VARIANT_NAME). Made as text: it runs once per variant per build."""

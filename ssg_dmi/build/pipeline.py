@@ -25,7 +25,7 @@ from ..settings import Settings
 from ..settings.watermark import Watermark
 from ..walk import site_images, variant_source
 from .cache import Cache, sha256
-from .job import Job, JobResult, Options, alias_keys, run_job, variant_path
+from .job import Job, JobResult, Options, cached_result, run_job, variant_path
 from .remote import delivered, for_remote, is_remote_executor, shard_of
 from .report import ImageResult, OriginalFile, Report, Summary, VariantFile
 from .store import CacheLocation, is_remote, start_method_for
@@ -221,19 +221,7 @@ def in_cache(jobs: list[Job], cache_dir: CacheLocation) -> tuple[list[JobResult]
         if stored is None:
             todo.append(job)
             continue
-        outputs, extra = stored
-        done.append(
-            JobResult(
-                job.relpaths,
-                job.key,
-                outputs,
-                job.source_bytes,
-                reencoded=bool(extra.get("reencoded", False)),
-                cache_hit=True,
-                notes=[str(n) for n in extra.get("notes", [])],
-                aliases=alias_keys(job, outputs[0]) if outputs else (),
-            )
-        )
+        done.append(cached_result(job, *stored))
     return done, todo
 
 
@@ -262,12 +250,12 @@ class RemoteJobs(Sequence[Job]):
     flight hold their source bytes)."""
 
     def __init__(self, site: Path, jobs: Sequence[Job], cache_dir: CacheLocation | None) -> None:
-        self.site, self.jobs = site, jobs
+        self.site = site
         self.base = jobs  # the jobs as planned, without their bytes (for error results)
         self.local_cache = isinstance(cache_dir, Path)
 
     def __len__(self) -> int:
-        return len(self.jobs)
+        return len(self.base)
 
     @overload
     def __getitem__(self, index: int) -> Job: ...
@@ -278,7 +266,7 @@ class RemoteJobs(Sequence[Job]):
     def __getitem__(self, index: int | slice) -> Job | Sequence[Job]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        return for_remote(self.site, self.jobs[index], self.local_cache)
+        return for_remote(self.site, self.base[index], self.local_cache)
 
 
 def already_placed(
@@ -333,16 +321,7 @@ def _placed(
             path = variant_path(rel, output)
             if path not in present or not _regular(os.path.join(root, path), output.bytes):
                 return None
-    return JobResult(
-        relpaths=job.relpaths,
-        key=job.key,
-        outputs=outputs,
-        source_bytes=job.source_bytes,
-        reencoded=bool(extra.get("reencoded", False)),
-        cache_hit=True,
-        notes=[str(n) for n in extra.get("notes", [])],
-        aliases=alias_keys(job, original),
-    )
+    return cached_result(job, outputs, extra)
 
 
 def _regular(path: str, size: int) -> bool:
