@@ -201,6 +201,9 @@ def test_readme_prints_the_contract_table() -> None:
         ({"widths": 7}, "`widths`: expected a list of pixel widths like [480, 960, 1600], got 7"),
         ({"jobs": True}, "`jobs`: expected a whole number from 1 to 256, got true (a boolean)"),
         ({"jobs": 2.5}, "`jobs`: expected a whole number from 1 to 256, got 2.5 (a decimal"),
+        ({"scheduler": "10.0.0.5"}, "`scheduler`: expected a Dask scheduler address like tcp://"),
+        ({"scheduler": "ucx://h:8786"}, "`scheduler`: expected a Dask scheduler address"),
+        ({"scheduler": 8786}, "`scheduler`: expected a non-empty string, got 8786"),
         ({"max_pixels": 1e6}, "got 1000000.0 (a decimal number)"),
         (
             {"max_pixels": False},
