@@ -136,6 +136,49 @@ def _lossless_alpha_webp() -> bytes:
     return encode(pattern((40, 30), "RGBA"), "WEBP", lossless=True)
 
 
+# What a C2PA manifest store looks like to a parser that only skips it (not a valid store):
+# the tagger drops these containers, so mutants of them exercise that path.
+FAKE_STORE = b"\x00\x00\x00\x1ejumb\x00\x00\x00\x16jumdc2pa\x00\x11\x00\x10" + bytes(16)
+
+
+def _c2pa_png() -> bytes:
+    """A PNG with a caBX manifest store before its pixels and an eXIf chunk after them
+    (orientation is then read from the late chunk)."""
+    data = camera_file("PNG")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    at = data.index(b"IDAT") - 4
+    end = data.rindex(b"IEND") - 4
+    late = _png_chunk(b"eXIf", exif.tobytes()[6:])
+    return data[:at] + _png_chunk(b"caBX", FAKE_STORE) + data[at:end] + late + data[end:]
+
+
+def _c2pa_webp() -> bytes:
+    """A WebP with a C2PA chunk at the end of its RIFF form."""
+    data = camera_file("WEBP")
+    chunk = b"C2PA" + struct.pack("<I", len(FAKE_STORE)) + FAKE_STORE
+    body = data[12:] + chunk
+    return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WEBP" + body
+
+
+def _c2pa_gif() -> bytes:
+    """A GIF with a C2PA_GIF application extension before its trailer."""
+    data = encode(pattern((40, 30)).convert("P"), "GIF")
+    blocks = b"".join(
+        bytes([len(FAKE_STORE[i : i + 255])]) + FAKE_STORE[i : i + 255]
+        for i in range(0, len(FAKE_STORE), 255)
+    )
+    ext = b"\x21\xff\x0bC2PA_GIF\x01\x00\x00" + blocks + b"\x00"
+    return data[:-1] + ext + data[-1:]
+
+
+def _c2pa_avif() -> bytes:
+    """An AVIF with a top-level C2PA uuid box after its other boxes."""
+    uuid = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")
+    body = uuid + FAKE_STORE
+    return camera_file("AVIF") + struct.pack(">I", 8 + len(body)) + b"uuid" + body
+
+
 @dataclass(frozen=True)
 class Seed:
     name: str
@@ -162,6 +205,10 @@ SEEDS = (
     Seed("be16-tiff", ".tif", _be16_tiff, 5),
     Seed("multipage-tiff", ".tif", _multipage_tiff, 5),
     Seed("svg", ".svg", lambda: camera_file("SVG"), 3),
+    Seed("c2pa-png", ".png", _c2pa_png, 3),
+    Seed("c2pa-webp", ".webp", _c2pa_webp, 2),
+    Seed("c2pa-gif", ".gif", _c2pa_gif, 2),
+    Seed("c2pa-avif", ".avif", _c2pa_avif, 2),
     # Expensive (24 MP to decode): a small share, and only mutations that keep it decodable
     # often enough to reach the encoders are worth its time.
     Seed("tall-png", ".png", _tall_png, 0),
