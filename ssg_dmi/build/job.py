@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import ConfigError, ContainerError, ImageError
 from ..formats import VariantFormat
 from ..fsutil import atomic_write
-from ..images import pixels, variants, watermark
+from ..images import pixels, png_splice, variants, watermark
 from ..images.containers import Format
 from ..images.optimize import pays, worth_reencoding
 from ..images.provenance import RESIZED, Signing, sign
@@ -207,7 +207,8 @@ def render(
         return [_output("original", lossless, 0, 0, "svg")], tags, False
     im = pixels.open_image(data, fmt, options.max_pixels)
     frames = pixels.count_frames(im, options.max_pixels)
-    size = im.size if pixels.exif_orientation(im) in (1, 2, 3, 4) else im.size[::-1]
+    orientation = pixels.exif_orientation(im)
+    size = im.size if orientation in (1, 2, 3, 4) else im.size[::-1]
     reencode = (
         options.originals == Originals.OPTIMIZE
         and not fallback
@@ -227,20 +228,41 @@ def render(
     widths = variants.plan_widths(size[0], options.widths)
     full = reencode or mark_original
     draft = None if full else (widths[0], variants.height_for(widths[0], size))
+    # A marked PNG original keeps its stored rows outside the mark where the marked pixels
+    # are the stored ones there: upright as stored, no colour conversion, one mark.
+    spliceable = None
+    if (
+        mark_original
+        and fmt is Format.PNG
+        and mark is not None
+        and not mark.tile
+        and orientation == 1
+        and not (options.srgb and "icc_profile" in im.info)
+    ):
+        spliceable = png_splice.prepare(data)
     if animated:  # frames are used as stored: exif_transpose would flatten to one frame
         upright = im
         pixels.load(im, options.max_pixels)
     else:
-        upright = pixels.decode_upright(data, fmt, options.max_pixels, draft=draft)
+        pixels_of = spliceable.decodable() if spliceable is not None else data
+        upright = pixels.decode_upright(pixels_of, fmt, options.max_pixels, draft=draft)
+        del pixels_of
     original, reencoded = lossless, fallback
     still = None
+    rows = (0, size[1])
     if mark is not None and not animated:  # once, at the largest size, before resizing
         # Drawn in place unless the unmarked pixels are still to be re-encoded below.
         keep = reencode and not mark_original
         normal = variants.normalise(upright, options.srgb)
-        still = watermark.apply(normal, mark, watermark.assets_of(mark), copy=keep)
+        assets = watermark.assets_of(mark)
+        still, rows = watermark.apply_rows(normal, mark, assets, copy=keep)
     if mark_original and still is not None:
-        encoded = pixels.encode_like(still, fmt, data, options.quality, fast=True)
+        encoded = None
+        if spliceable is not None:
+            encoded = png_splice.splice(spliceable, still, rows)
+            spliceable = None
+        if encoded is None:
+            encoded = pixels.encode_like(still, fmt, data, options.quality, fast=True)
         original = tags.write(encoded, upright=True)
         reencoded = True
         notes.append(WATERMARKED)

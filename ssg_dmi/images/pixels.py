@@ -9,6 +9,7 @@ import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import IO
 
 from PIL import Image, ImageCms, ImageSequence
 
@@ -66,12 +67,14 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = previous
 
 
-def open_image(data: bytes, fmt: Format, max_pixels: int) -> Image.Image:
-    """Open (not decode) an image, refusing decompression bombs before any pixel is read."""
+def open_image(data: bytes | IO[bytes], fmt: Format, max_pixels: int) -> Image.Image:
+    """Open (not decode) an image, refusing decompression bombs before any pixel is read.
+    ``data``: the file's bytes, or a file (read from its start)."""
     try:
         # Pillow's own bomb check runs inside open(); ours, with the size, runs just after.
         with pixel_limit(max_pixels * 2):
-            im = Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[fmt]])
+            fp = io.BytesIO(data) if isinstance(data, bytes) else data
+            im = Image.open(fp, formats=[PILLOW_FORMATS[fmt]])
     except Image.DecompressionBombError:
         raise ImageError(_too_large("the image", max_pixels)) from None
     except DECODE_ERRORS as exc:
@@ -152,7 +155,7 @@ def is_lossless_webp(data: bytes) -> bool:
 
 
 def decode_upright(
-    data: bytes, fmt: Format, max_pixels: int, draft: tuple[int, int] | None = None
+    data: bytes | IO[bytes], fmt: Format, max_pixels: int, draft: tuple[int, int] | None = None
 ) -> Image.Image:
     """Decode an image and turn it upright per its EXIF orientation.
 
