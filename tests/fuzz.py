@@ -23,6 +23,7 @@ instead (no subprocess, no driver): for finding crashers in the pixel code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import io
 import json
@@ -795,6 +796,7 @@ def run_renders(seed: int, count: int, hang: float, start: int = 0) -> Findings:
     from ssg_dmi.images.tagging import tag_bytes
     from ssg_dmi.policy import ImagePolicy
     from ssg_dmi.settings import Settings
+    from ssg_dmi.settings.watermark import Watermark
 
     defaults = Settings()
     options = Options(
@@ -809,8 +811,12 @@ def run_renders(seed: int, count: int, hang: float, start: int = 0) -> Findings:
     started = time.monotonic()
     signal.signal(signal.SIGALRM, _alarm)
 
+    # A mark on every image wide enough: the full-size re-encode and PNG row splicing.
+    marked = dataclasses.replace(options, watermark=Watermark(text="© fuzz", min_width=16))
+
     def calls(m: Mutant) -> Iterator[Callable[[], object]]:
         yield lambda: render(m.data, m.name, ImagePolicy(), options)
+        yield lambda: render(m.data, m.name, ImagePolicy(), marked)
         # `ssg-dmi tag` re-encoding: the other caller of the pixel code.
         yield lambda: tag_bytes(
             m.data,
