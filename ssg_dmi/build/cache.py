@@ -4,14 +4,17 @@ Layout under the cache folder, or under the prefix of an object store
 (``s3://bucket/prefix``, see :mod:`ssg_dmi.build.store`)::
 
     v1/objects/ab/abcdef…      one blob per distinct output, named by its SHA-256
-    v1/entries/12/1234…json    per key: the outputs (role, width, height, format, sha256)
+    v1/entries/12/1234…json    per key: the outputs (role, width, height, format, sha256);
+                               in a folder, the seals of the blobs its build wrote
     v1/builds/<site>.json      per site folder: the keys its last build used, and when
                                (``ssg-dmi cache prune`` keeps what any site's last build used)
 
 A key hashes the source bytes, the settings that affect that image and the tool version.
 Blobs are written before the entry that names them, each atomically, so a build killed at
 any moment (or a runner that dies mid-upload) leaves either a complete entry or none; every
-blob read is checked against its hash, and a damaged one is removed and made again.
+blob read is checked against its hash — or, in a cache folder, against the seal taken when
+this machine wrote it in this boot from bytes it had hashed (the argument is in
+:class:`~ssg_dmi.build.store.FolderStore`) — and a damaged one is removed and made again.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 from ..version import __version__
-from .store import FolderStore, Store, open_store
+from .store import FileState, FolderStore, Store, boot_id, open_store
 
 LAYOUT = "v1"
 # A site whose last build is older than this no longer protects its entries from `prune`
@@ -59,6 +64,73 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+T = TypeVar("T")
+# Files smaller than this are read and hashed on the calling thread: handing one to a
+# thread costs about as much as hashing it (a thread pays on large files only).
+HASH_INLINE_BYTES = 1 << 20
+Hashed = tuple[bytes, int] | OSError  # a file's (SHA-256 digest, size), or why not read
+
+
+def hash_files(
+    items: Iterable[tuple[T, str]], threads: int | None = None
+) -> Iterator[tuple[T, Hashed]]:
+    """For each ``(tag, path)``: ``(tag, (SHA-256 digest, size))`` of the file's bytes, or
+    ``(tag, OSError)`` when it cannot be read — in the order given. Files of at least
+    :data:`HASH_INLINE_BYTES` are read and hashed on ``threads`` threads (file reads and
+    hashlib on large buffers release the GIL); at most a few are in flight at a time, so
+    ``items`` may be a walk of any length."""
+    count = threads if threads is not None else min(4, os.cpu_count() or 1)
+    if count <= 1:
+        for tag, path in items:
+            yield tag, _hash_path(path)
+        return
+    pending: deque[tuple[T, Hashed | Future[Hashed]]] = deque()
+    with ThreadPoolExecutor(count, thread_name_prefix="ssg-dmi-hash") as pool:
+        for tag, path in items:
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed by _hash_handle
+            except OSError as exc:
+                pending.append((tag, exc))
+            else:
+                try:
+                    small = os.fstat(handle.fileno()).st_size < HASH_INLINE_BYTES
+                except OSError:
+                    small = True
+                if small:
+                    pending.append((tag, _hash_handle(handle)))
+                else:
+                    pending.append((tag, pool.submit(_hash_handle, handle)))
+            while len(pending) > 4 * count or (pending and _ready(pending[0][1])):
+                yield _settled(*pending.popleft())
+        while pending:
+            yield _settled(*pending.popleft())
+
+
+def _hash_path(path: str) -> Hashed:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by _hash_handle
+    except OSError as exc:
+        return exc
+    return _hash_handle(handle)
+
+
+def _hash_handle(handle: BinaryIO) -> Hashed:
+    try:
+        with handle:
+            data = handle.read()
+    except OSError as exc:
+        return exc
+    return hashlib.sha256(data).digest(), len(data)
+
+
+def _ready(item: object) -> bool:
+    return not isinstance(item, Future) or item.done()
+
+
+def _settled(tag: T, item: Hashed | Future[Hashed]) -> tuple[T, Hashed]:
+    return tag, item.result() if isinstance(item, Future) else item
+
+
 def make_key(source_sha: str, fingerprint: str) -> str:
     """The cache key of a source under settings ``fingerprint`` for this tool version."""
     return sha256(f"{__version__}\0{source_sha}\0{fingerprint}".encode())
@@ -71,6 +143,8 @@ class Cache:
     def __init__(self, location: str | os.PathLike[str]) -> None:
         self.store: Store = open_store(location)
         self.location = self.store.location
+        # Seals (blob digest -> file state) of the entries this object has read.
+        self._seals: dict[str, FileState] = {}
 
     @property
     def root(self) -> Path:
@@ -99,6 +173,10 @@ class Cache:
             if roles[:1] != ["original"] or "original" in roles[1:]:
                 raise ValueError("malformed cache entry")
             extra = _extra(raw.get("extra", {}))
+            # Seals only for a reader of the blobs, and each used once (popped by read):
+            # the driver's entry-only checks and a long-lived worker hold none.
+            if blobs and "seals" in raw and isinstance(self.store, FolderStore):
+                self._seals.update(_seals(raw["seals"], {o.sha256 for o in outputs}))
             if not blobs or all(self.store.exists(self._blob(o.sha256)) for o in outputs):
                 return outputs, extra
         except (OSError, ValueError, KeyError, TypeError):
@@ -106,13 +184,19 @@ class Cache:
         return None
 
     def read(self, output: Output) -> bytes:
-        """The bytes of one stored output, checked against its hash; a blob whose bytes do
-        not match is removed (so the redone job stores it again) and is an OSError."""
-        name = self._blob(output.sha256)
-        data = self.store.read(name)
-        if sha256(data) != output.sha256:
+        """The bytes of one stored output, checked against its hash (unless the seal that
+        :meth:`get` found for it vouches for them); a blob whose bytes do not match is
+        removed (so the redone job stores it again) and is an OSError."""
+        digest, name = output.sha256, self._blob(output.sha256)
+        if isinstance(self.store, FolderStore):
+            data, sealed = self.store.read_sealed(name, self._seals.pop(digest, None))
+            if sealed:  # the file is as this machine wrote it, from bytes it had hashed
+                return data
+        else:
+            data = self.store.read(name)
+        if sha256(data) != digest:
             self.store.delete(name)
-            raise OSError(f"cache blob {output.sha256[:12]} is corrupt")
+            raise OSError(f"cache blob {digest[:12]} is corrupt")
         return data
 
     def put(
@@ -125,11 +209,22 @@ class Cache:
         """Store outputs under ``key`` (and the same entry under each alias key): blobs
         first, then the entries, so an entry only ever names blobs that are there."""
         items = list(outputs)
+        folder = self.store if isinstance(self.store, FolderStore) else None
+        seals: dict[str, FileState] = {}
         for output, data in items:
             blob = self._blob(output.sha256)
-            if not self.store.exists(blob):
+            if self.store.exists(blob):
+                continue
+            # Sealed only when this hash of the bytes matches the name (the caller's claim
+            # is not enough: a seal lets later reads skip the hash).
+            if folder is not None and sha256(data) == output.sha256:
+                if (seal := folder.write_sealed(blob, data)) is not None:
+                    seals[output.sha256] = seal
+            else:
                 self.store.write(blob, data)
-        entry = {"outputs": [asdict(o) for o, _ in items], "extra": extra or {}}
+        entry: dict[str, Any] = {"outputs": [asdict(o) for o, _ in items], "extra": extra or {}}
+        if seals:
+            entry["seals"] = {"boot": boot_id(), "blobs": seals}
         text = json.dumps(entry, sort_keys=True).encode()
         for name in (key, *aliases):
             self.store.write(self._entry(name), text)
@@ -229,6 +324,27 @@ def _output(item: dict[str, Any]) -> Output:
         raise ValueError("malformed cache entry")
     width, height, size = numbers
     return Output(sys.intern(role), width, height, sys.intern(fmt), item["sha256"], size, name)
+
+
+def _seals(raw: Any, digests: set[str]) -> dict[str, FileState]:
+    """An entry's seals, if made in this boot: blob digest -> file state. Read as untrusted
+    (anything but the exact shape is no seal, so those blobs are hashed); they only ever
+    spare a hash, so a bad one is ignored rather than making the entry a miss."""
+    boot = boot_id()
+    if boot is None or not isinstance(raw, dict) or set(raw) != {"boot", "blobs"}:
+        return {}
+    if raw["boot"] != boot or not isinstance(raw["blobs"], dict):
+        return {}
+    seals = {}
+    for digest, state in raw["blobs"].items():
+        if (
+            digest in digests
+            and isinstance(state, list)
+            and len(state) == 5
+            and all(type(n) is int for n in state)
+        ):
+            seals[digest] = (state[0], state[1], state[2], state[3], state[4])
+    return seals
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -5,7 +5,8 @@ The cache (:mod:`ssg_dmi.build.cache`) names its files with ``/``-separated name
 sees the old object, the new one or none, never half of one), exists, list and delete.
 
 - :class:`FolderStore`: a folder on this machine (writes go through a temp file and
-  ``os.replace``).
+  ``os.replace``). A blob it writes can be *sealed* (:meth:`FolderStore.write_sealed`),
+  which lets a later read in the same boot skip hashing it (the argument is there).
 - :class:`ObjectStore`: ``s3://bucket/prefix`` on AWS S3 or any S3 API (Cloudflare R2,
   MinIO, GCS's S3 endpoint), through ``obstore`` (``pip install ssg-dmi[s3]``). A PUT is
   atomic by the S3 API's own rules, so many runners may write one store at once without
@@ -21,9 +22,12 @@ the callers' "a cache is an optimisation" handling covers both kinds alike.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -82,8 +86,66 @@ def open_store(location: str | os.PathLike[str]) -> Store:
     return FolderStore(Path(location))
 
 
+# A sealed blob's modification time: this far in the past when it is written. Any later
+# write to the file sets its modification time to the present, so the stamp is gone.
+SEAL_STAMP_AGE_NS = 1_000_000_000
+_BOOT_FILE = "/proc/sys/kernel/random/boot_id"
+_BOOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+# A blob file's state: device, inode, size, modification and change time (ns).
+FileState = tuple[int, int, int, int, int]
+
+
+@functools.cache
+def boot_id() -> str | None:
+    """This boot of this machine (Linux), or None where there is none to read (then no
+    blob is sealed and every read is hashed)."""
+    try:
+        with open(_BOOT_FILE, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except (OSError, ValueError):
+        return None
+    return text if _BOOT_ID.fullmatch(text) else None
+
+
+def file_state(info: os.stat_result) -> FileState:
+    """The fields of ``info`` a seal compares."""
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
+
+
 class FolderStore:
-    """A cache folder on this machine."""
+    """A cache folder on this machine.
+
+    **Seals.** Hashing every blob read is most of a warm rebuild's cache cost. A blob that
+    this store writes, from bytes whose SHA-256 the cache has just checked against the
+    blob's name, gets a *seal*: its file state after the rename (device, inode, size,
+    modification and change time, :func:`file_state`), which the cache keeps, with this
+    boot's id, in the entry that names the blob; the blob's modification time is first
+    set to a stamp a second in the past. A read in the same boot whose file state, taken
+    after reading, equals the seal returns the bytes without hashing them. Why that is
+    sound:
+
+    - Any write, truncation or ``utime`` through the file system moves the change time,
+      and a write or truncation also sets the modification time to the present, which
+      can no longer be the stamp (a second old, exact to the nanosecond): so a changed
+      blob does not match, even when the change falls within the file system's timestamp
+      tick. A replaced blob (another file renamed over it, a cache restored from an
+      archive, ``cp``) has another inode and change time. The state is taken with
+      ``fstat`` on the open file after the rename (a change between the stamp and the
+      rename leaves no seal) and, on a read, after the bytes are read (a change during the
+      read does not match).
+    - A seal holds only within the boot that wrote it: data that never reached the disk
+      before a crash or power loss could leave a file whose metadata survived; after a
+      reboot every blob is hashed again. Other machines (a folder shared over NFS, a CI
+      cache restored elsewhere) have other boot ids and are never trusted.
+    - A seal is read as untrusted, with its entry: anything but the exact fields, or a
+      state that differs, is no seal, and the blob is hashed as before (a damaged one
+      removed).
+    - Not covered, as for any file read without a checksum: corruption below the file
+      system that changes bytes but no metadata (the storage's own checks catch that).
+      Whoever can write the cache folder can change the images a site gets with or
+      without seals (an entry may name any blob), so seals give no new power.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -100,6 +162,48 @@ class FolderStore:
 
     def write(self, name: str, data: bytes) -> None:
         atomic_write(self.path(name), data)
+
+    def write_sealed(self, name: str, data: bytes) -> FileState | None:
+        """Write the blob ``name`` atomically (as :meth:`write`) and return its seal: its
+        file state after the rename (see the class's notes). The caller has checked that
+        the blob's name is the SHA-256 of ``data``. None (no seal) when this machine has
+        no boot id, the file system does not keep the stamp to the nanosecond, or the file
+        changed before its state was taken."""
+        if boot_id() is None:
+            self.write(name, data)
+            return None
+        path = self._prefix + name
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=folder)
+        try:
+            with open(fd, "wb", closefd=False) as handle:
+                handle.write(data)
+            stamp, stamped = time.time_ns() - SEAL_STAMP_AGE_NS, True
+            try:
+                os.utime(fd, ns=(stamp, stamp))
+            except OSError:  # a file system that refuses it: the blob, without a seal
+                stamped = False
+            os.fchmod(fd, 0o644)
+            os.replace(tmp, path)
+            info = os.fstat(fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        finally:
+            os.close(fd)
+        if not stamped or info.st_mtime_ns != stamp or info.st_size != len(data):
+            return None
+        return file_state(info)
+
+    def read_sealed(self, name: str, seal: FileState | None) -> tuple[bytes, bool]:
+        """The bytes of the blob ``name``, and whether ``seal`` vouches for them (then they
+        need no hash: see the class's notes). OSError when the blob cannot be read."""
+        with open(self._prefix + name, "rb") as handle:
+            data = handle.read()
+            info = os.fstat(handle.fileno())  # after the read: a change during it shows
+        return data, seal is not None and len(data) == info.st_size and file_state(info) == seal
 
     def exists(self, name: str) -> bool:
         return os.path.isfile(self._prefix + name)
