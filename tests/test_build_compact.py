@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ssg_dmi.build import cache as cache_module
-from ssg_dmi.build import job as job_module
+from ssg_dmi.build import spec as spec_module
 from ssg_dmi.build.cache import Cache, Output, sha256
 from ssg_dmi.build.job import Job, Options
 from ssg_dmi.formats import VariantFormat
@@ -65,7 +65,7 @@ def test_the_fingerprint_is_made_once_per_policy_and_options(
         made.append(parts)
         return real(parts)
 
-    monkeypatch.setattr(job_module, "fingerprint", counted)
+    monkeypatch.setattr(spec_module, "fingerprint", counted)
     shared = options()
     strict = ImagePolicy(dmi=DMI.PROHIBITED)
     jobs = [

@@ -458,12 +458,13 @@ def test_a_read_only_site_is_one_line_per_file_not_a_traceback(
     import errno
 
     from ssg_dmi.build import site as build
+    from ssg_dmi.build import spec  # where a job places its outputs
     from ssg_dmi.sitefiles import writer as signals
 
     def read_only(path: Path, data: bytes) -> bool:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
-    for module in (process, signals, build):
+    for module in (spec, signals, build):
         monkeypatch.setattr(module, "atomic_write", read_only)
     site = make_site(tmp_path / "site", ["a.jpg", "b.jpg"], (300, 200))
     before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}

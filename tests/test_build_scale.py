@@ -19,8 +19,8 @@ import pytest
 from PIL import Image
 
 from ssg_dmi.build import cache as cache_module
-from ssg_dmi.build import job as job_module
 from ssg_dmi.build import pipeline
+from ssg_dmi.build import spec as spec_module
 from ssg_dmi.build.report import Report
 from ssg_dmi.build.site import SiteReport, run_site
 
@@ -62,7 +62,7 @@ class Counts:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, site: Path) -> None:
         self.calls: Counter[str] = Counter()
         self.site = os.fspath(site)
-        self._count(monkeypatch, job_module, "make_key", "keys")
+        self._count(monkeypatch, spec_module, "make_key", "keys")
         self._count(monkeypatch, pipeline, "run_job", "jobs run")
         self._count(monkeypatch, cache_module.Cache, "read", "blobs read")
         scandir = os.scandir

@@ -9,21 +9,20 @@ needs travels in a picklable :class:`Job`; how the outputs travel back is the jo
 - ``"result"`` (remote workers, which do not see the site folder): the job carries the
   source bytes and the result carries the outputs' bytes; the driver places them;
 - ``"cache"`` (a CI shard): the outputs only go into the (shared) cache.
+
+The records a job travels in and the placing of its outputs are in
+:mod:`ssg_dmi.build.spec` (re-exported here): the driver needs them without the image
+libraries this module loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ConfigError, ContainerError, ImageError
-from ..formats import VariantFormat
-from ..fsutil import atomic_write
 from ..images import pixels, png_splice, variants, watermark
 from ..images.containers import Format
 from ..images.optimize import pays, worth_reencoding
@@ -32,129 +31,38 @@ from ..images.tagging import TagPlan, keeps_pixels, plan, reencode_to_tag, reenc
 from ..policy import ImagePolicy
 from ..settings import Originals
 from ..settings.watermark import Watermark
-from .cache import Cache, Output, fingerprint, make_key, sha256
+from .cache import Cache, Output, sha256
+from .spec import (
+    EXTENSION,
+    Job,
+    JobResult,
+    Options,
+    alias_keys,
+    cached_result,
+    crash_message,
+    place,
+    variant_path,
+)
+
+__all__ = [
+    "EXTENSION",
+    "Job",
+    "JobResult",
+    "Options",
+    "alias_keys",
+    "cached_result",
+    "crash_message",
+    "place",
+    "render",
+    "run_job",
+    "variant_path",
+]
 
 VARIANT_FORMATS = {"webp": Format.WEBP, "jpeg": Format.JPEG, "png": Format.PNG, "avif": Format.AVIF}
 NO_SVG_C2PA = "not signed with C2PA: ssg-dmi signs raster images only"
 WATERMARKED = "watermarked: the original was re-encoded (the mark changes its pixels)"
 ALREADY_MARKED = "not watermarked again: already an output of ssg-dmi (its mark is in its pixels)"
 NOT_MARKED_PAGES = "watermark on its variants only: a multi-page image's original keeps its pages"
-
-
-@dataclass(frozen=True)
-class Options:
-    """The settings that shape an image's outputs (all part of its cache key)."""
-
-    widths: tuple[int, ...]
-    formats: tuple[VariantFormat, ...]
-    quality: Mapping[str, int]
-    originals: Originals
-    max_pixels: int
-    srgb: bool
-    c2pa: Signing | None = None  # sign the outputs (C2PA); None: the default, no signing
-    watermark: Watermark | None = None  # a visible mark; None: the default, none
-    watermark_files: tuple[str, str] = ("", "")  # sha256 of the logo's and font's bytes
-    # Fingerprint text by policy: the jobs of a build share their options, so each distinct
-    # (policy, options) is made into text once, not once per image (not a setting: a copy
-    # made by dataclasses.replace starts empty).
-    _fingerprints: dict[ImagePolicy, str] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-    def fingerprint_for(self, policy: ImagePolicy) -> str:
-        """The settings that shape the outputs of an image with ``policy``, as stable text."""
-        text = self._fingerprints.get(policy)
-        if text is None:
-            text = fingerprint({"policy": repr(policy), **self.key_parts()})
-            self._fingerprints[policy] = text
-        return text
-
-    def key_parts(self) -> dict[str, Any]:
-        """The values that go into the cache key: the signing certificate's fingerprint,
-        never the key (and no c2pa part at all when not signing, so caches stay valid)."""
-        parts: dict[str, Any] = {
-            "widths": list(self.widths),
-            "formats": list(self.formats),
-            "quality": dict(sorted(self.quality.items())),
-            "originals": self.originals,
-            "max_pixels": self.max_pixels,
-            "srgb": self.srgb,
-        }
-        if self.c2pa is not None:
-            c2pa = self.c2pa
-            parts["c2pa"] = [c2pa.fingerprint, c2pa.alg, c2pa.tsa_url, c2pa.apply_to]
-        if self.watermark is not None:  # the files by their bytes, not where they are
-            mark = dataclasses.replace(self.watermark, logo="", font="")
-            parts["watermark"] = [repr(mark), *self.watermark_files]
-        return parts
-
-
-@dataclass(frozen=True)
-class Job:
-    """One distinct (source bytes, policy): every site path holding it gets the outputs."""
-
-    site: str
-    relpaths: tuple[str, ...]
-    source_sha: str
-    source_bytes: int
-    policy: ImagePolicy
-    options: Options
-    cache_dir: str | None
-    deliver: str = "site"  # "site", "result" or "cache" (see the module docstring)
-    data: bytes | None = field(default=None, repr=False, compare=False)  # the source, carried
-    failed: str | None = None  # why the driver could not send it (its one-line error)
-
-    @property
-    def fingerprint(self) -> str:
-        """The settings that shape this job's outputs, as stable text (made once per
-        distinct policy by the options all jobs share; no job holds a copy)."""
-        return self.options.fingerprint_for(self.policy)
-
-    @cached_property
-    def key(self) -> str:
-        """The cache key of this job."""
-        return make_key(self.source_sha, self.fingerprint)
-
-
-@dataclass
-class JobResult:
-    """What one job did, for the report."""
-
-    relpaths: tuple[str, ...]
-    key: str
-    outputs: list[Output] = field(default_factory=list)
-    source_bytes: int = 0
-    reencoded: bool = False
-    cache_hit: bool = False
-    written: int = 0
-    notes: list[str] = field(default_factory=list)
-    error: str | None = None
-    cache_error: str | None = None
-    seconds: float = 0.0
-    payload: list[bytes] | None = None  # the outputs' bytes, for deliver = "result"
-    aliases: tuple[str, ...] = ()  # more keys of this entry (see alias_keys), for the record
-
-
-def cached_result(job: Job, outputs: list[Output], extra: Mapping[str, Any]) -> JobResult:
-    """What a job reports when its outputs come from a cache entry (checked by the cache)
-    without a worker touching them: a hit that wrote nothing."""
-    return JobResult(
-        relpaths=job.relpaths,
-        key=job.key,
-        outputs=outputs,
-        source_bytes=job.source_bytes,
-        reencoded=extra["reencoded"],
-        cache_hit=True,
-        notes=list(extra["notes"]),
-        aliases=alias_keys(job, outputs[0]) if outputs else (),
-    )
-
-
-def variant_path(relpath: str, output: Output) -> str:
-    """Where a variant of the image at ``relpath`` (a site path as the walker gives it)
-    lives: beside it (see VARIANT_NAME). Made as text: it runs once per variant per build."""
-    ext = variants.EXTENSION[output.format]
-    return f"{relpath}-{output.width}w.{output.name}.{ext}"
 
 
 def variant_name(original_sha: str, job_fingerprint: str, output: Output) -> str:
@@ -381,13 +289,6 @@ def run_job(job: Job) -> JobResult:
     return result
 
 
-def crash_message(exc: BaseException) -> str:
-    """An unexpected exception from the image libraries (or ours) in one line."""
-    text = str(exc).strip().splitlines()
-    detail = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return f"cannot be processed ({detail[:300]}); if it opens in a browser, please report it"
-
-
 def _run(job: Job, result: JobResult) -> None:
     if job.failed is not None:
         raise ImageError(job.failed)
@@ -434,23 +335,3 @@ def _from_cache(
         return [(o, cache.read(o)) for o in outputs], extra
     except OSError:
         return None
-
-
-def alias_keys(job: Job, original: Output) -> tuple[str, ...]:
-    """Keys under which a later run over this build's own output finds the same entry."""
-    if original.sha256 == job.source_sha:
-        return ()
-    return (make_key(original.sha256, job.fingerprint),)
-
-
-def place(site: Path, relpath: str, pairs: list[tuple[Output, bytes]]) -> int:
-    """Write one image's outputs into the site: its variants first, the original last.
-
-    Variants of older builds are not removed here: the driver removes them once the pages
-    point at the new ones, so an interrupted build never leaves a page with a dead srcset.
-    """
-    written = 0
-    for output, data in pairs[1:]:
-        written += atomic_write(site / variant_path(relpath, output), data)
-    written += atomic_write(site / relpath, pairs[0][1])
-    return written

@@ -10,7 +10,7 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -18,16 +18,15 @@ from typing import Any, overload
 
 from ..errors import ConfigError
 from ..fsutil import atomic_write_chunks, shown
-from ..images import watermark
-from ..images.provenance import load_signing
+from ..images.provenance import load_signing  # no Pillow: the key's files only
 from ..policy import ImagePolicy
 from ..settings import Settings
 from ..settings.watermark import Watermark
 from ..walk import site_images, variant_source
-from .cache import Cache, sha256
-from .job import Job, JobResult, Options, cached_result, run_job, variant_path
+from .cache import Cache, Output, hash_files, sha256
 from .remote import delivered, for_remote, is_remote_executor, shard_of
-from .report import ImageResult, OriginalFile, Report, Summary, VariantFile
+from .report import ImageTable, Report, Summary, row_of, unpack
+from .spec import EXTENSION, Job, JobResult, Options, cached_result, variant_path
 from .store import CacheLocation, is_remote, start_method_for
 from .workers import Progress, Workers, execute
 
@@ -45,13 +44,21 @@ def discover(
     our own variants, with include/exclude globs applied. Our variants found on the way are
     added to ``existing`` (by the site path of their source)."""
     skip = cache_dir if isinstance(cache_dir, Path) else None
+    # The paths of the folder being listed, so a variant's entry in ``existing`` is keyed by
+    # the same text object as its source (not a copy per image held all build long).
+    folder = ""
+    here: dict[str, str] = {}
     for rel in site_images(site, skip, clean=True, skipped=skipped):
         source = variant_source(rel)
         if source is None:
+            parent = rel.rpartition("/")[0]
+            if parent != folder:
+                folder, here = parent, {}
+            here[rel] = rel
             if settings.matches(rel):
                 yield rel
         elif existing is not None:
-            existing.setdefault(source, []).append(rel)
+            existing.setdefault(here.get(source, source), []).append(rel)
 
 
 def plan_jobs(
@@ -64,7 +71,29 @@ def plan_jobs(
 ) -> tuple[list[Job], dict[str, str]]:
     """One job per distinct (source bytes, policy, watermark): ``overrides`` gives each file
     path at most one value (pages that disagree are settled before); unreadable files are
-    errors."""
+    errors. Largest sources first: the long jobs start early, so no core idles at the end."""
+    planned, errors = plan_stream(site, settings, cache_dir, overrides, existing, skipped)
+    jobs = list(planned)
+    jobs.sort(key=_largest_first)
+    return jobs, errors
+
+
+def _largest_first(job: Job) -> tuple[int, str]:
+    return -job.source_bytes, job.relpaths[0]
+
+
+def plan_stream(
+    site: Path,
+    settings: Settings,
+    cache_dir: CacheLocation | None,
+    overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
+    existing: dict[str, list[str]] | None = None,
+    skipped: list[str] | None = None,
+) -> tuple[Iterator[Job], dict[str, str]]:
+    """:func:`plan_jobs`' jobs made one at a time, in no set order (the site is walked,
+    read and grouped first): a driver that settles each job as it comes never holds them
+    all, and each group is dropped as its job is made."""
+    signing = load_signing(settings.c2pa) if settings.c2pa is not None else None
     options = Options(
         widths=settings.widths,
         formats=settings.formats,
@@ -72,34 +101,43 @@ def plan_jobs(
         originals=settings.originals,
         max_pixels=settings.max_pixels,
         srgb=settings.srgb,
-        c2pa=load_signing(settings.c2pa) if settings.c2pa is not None else None,
+        c2pa=signing,
     )
-    groups: dict[tuple[str, int, ImagePolicy, Watermark | None], list[str]] = {}
+    # By (digest, size, policy, mark): the paths holding those bytes (one path as text, the
+    # common case, a list only for copies) -- the digest as bytes, half its hex's size.
+    groups: dict[tuple[bytes, int, ImagePolicy, Watermark | None], str | list[str]] = {}
     policies: dict[ImagePolicy, ImagePolicy] = {}
     errors: dict[str, str] = {}
     root = os.fspath(site)
-    for rel in discover(site, settings, cache_dir, existing, skipped):
-        try:
-            with open(os.path.join(root, rel), "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            errors[rel] = f"cannot read ({exc.strerror or exc})"
+    found = discover(site, settings, cache_dir, existing, skipped)
+    # Read and hashed on threads (the large files), in the walk's order.
+    for rel, hashed in hash_files((rel, os.path.join(root, rel)) for rel in found):
+        if isinstance(hashed, OSError):
+            errors[rel] = f"cannot read ({hashed.strerror or hashed})"
             continue
+        digest, size = hashed
         given = overrides(rel) if overrides else None
         policy = settings.policy_for(rel, given)
         policy = policies.setdefault(policy, policy)  # one object per distinct policy
         mark = settings.watermark_for(rel, given)
-        groups.setdefault((sha256(data), len(data), policy, mark), []).append(rel)
+        key = (digest, size, policy, mark)
+        held = groups.setdefault(key, rel)
+        if isinstance(held, list):
+            held.append(rel)
+        elif held is not rel:
+            groups[key] = [held, rel]
     cache = str(cache_dir) if cache_dir else None
     # Once per distinct mark, not per image: checking a mark loads its font and logo.
     marked = {mark: marked_options(options, mark) for mark in {key[3] for key in groups}}
-    jobs = [
-        Job(str(site), tuple(rels), digest, size, policy, marked[mark], cache)
-        for (digest, size, policy, mark), rels in groups.items()
-    ]
-    # Largest sources first: the long jobs start early, so no core idles at the end.
-    jobs.sort(key=lambda j: (-j.source_bytes, j.relpaths[0]))
-    return jobs, errors
+    where = str(site)
+
+    def jobs() -> Iterator[Job]:
+        while groups:
+            (digest, size, policy, mark), rels = groups.popitem()
+            paths = (rels,) if isinstance(rels, str) else tuple(rels)
+            yield Job(where, paths, digest.hex(), size, policy, marked[mark], cache)
+
+    return jobs(), errors
 
 
 def marked_options(options: Options, mark: Watermark | None) -> Options:
@@ -107,6 +145,8 @@ def marked_options(options: Options, mark: Watermark | None) -> Options:
     not load or a logo that does not decode is a ConfigError before any image is touched)."""
     if mark is None:
         return options
+    from ..images import watermark  # Pillow: only when a mark is set
+
     files = watermark.check_assets(mark)
     hashes = (sha256(files.logo) if files.logo else "", sha256(files.font) if files.font else "")
     return replace(options, watermark=mark, watermark_files=hashes)
@@ -148,25 +188,47 @@ def run(
     cache_dir = usable_cache(cache_dir, warnings)
     existing: dict[str, list[str]] = {}
     skipped: list[str] = []
-    planned, errors = plan_jobs(site, settings, cache_dir, overrides, existing, skipped)
+    stream, errors = plan_stream(site, settings, cache_dir, overrides, existing, skipped)
     report = Report(errors=dict(errors), warnings=warnings, skipped=skipped)
-    results: list[JobResult]
-    jobs: list[Job]
-    if shard is not None:
-        if cache_dir is None:
-            raise ConfigError(
-                "--shard needs the cache: the shards fill it and a final build reads it; "
-                "drop --no-cache, or fix the cache the warning names"
-            )
-        planned = [replace(j, deliver="cache") for j in shard_of(planned, *shard)]
-        results, jobs = in_cache(planned, cache_dir)
-    else:
-        results, jobs = already_placed(site, planned, cache_dir, existing)
+    # Each result goes into the report as it comes (a compact record per image), and the
+    # keys the build used into a list: no per-image result is held to the end.
+    collected = Collector(
+        record=cache_dir is not None and shard is None, existing=existing if shard is None else None
+    )
     remote = is_remote_executor(executor)
-    after = None
+    jobs: list[Job]
+    if shard is not None or remote:
+        planned = sorted(stream, key=_largest_first)
+        if shard is not None:
+            if cache_dir is None:
+                raise ConfigError(
+                    "--shard needs the cache: the shards fill it and a final build reads it; "
+                    "drop --no-cache, or fix the cache the warning names"
+                )
+            planned = [replace(j, deliver="cache") for j in shard_of(planned, *shard)]
+            results, jobs = in_cache(planned, cache_dir)
+        else:
+            results, jobs = already_placed(site, planned, cache_dir, existing)
+        total = len(planned)
+        del planned  # the jobs still to run are all that is needed from here
+    else:
+        # Settled one at a time as planned: the jobs already in place are never all held.
+        results, jobs = already_placed(site, stream, cache_dir, existing, collected.add)
+        jobs.sort(key=_largest_first)
+        total = collected.sources + len(results) + len(jobs)
+    for result in results:
+        collected.add(result)
+    del results
+    after: Callable[[int, JobResult], JobResult] | None = None
     if remote:
-        results_here, jobs, after = _remote_plan(site, jobs, cache_dir, place=shard is None)
-        results += results_here
+        here, jobs, placed = _remote_plan(site, jobs, cache_dir, place=shard is None)
+        for result in here:
+            collected.add(result)
+
+        def after(index: int, result: JobResult) -> JobResult:
+            return collected.taken(placed(index, result))
+    else:
+        after = lambda _index, result: collected.taken(result)  # noqa: E731
     workers = settings.jobs or os.cpu_count() or 1
     runner: Workers | Executor | None = executor
     own = executor is None and workers > 1 and len(jobs) > 1
@@ -175,28 +237,29 @@ def run(
     # Two jobs per worker keep every core busy; an external executor may have many more.
     if window is None:
         window = 2 * workers if executor is None or isinstance(executor, Workers) else 64
-    total = len(planned)
-    del planned  # the jobs still to run are all that is needed from here
     bar = _bar(len(jobs), progress)
     counted = Progress(total, bar.update if bar else None)
-    counted.done = len(results)  # in place already: done, for an interrupt's message
+    counted.done = collected.sources  # in place already: done, for an interrupt's message
     todo: Sequence[Job] = RemoteJobs(site, jobs, cache_dir) if remote else jobs
     try:
-        results += execute(todo, run_job, runner, counted, window, after)
+        execute(todo, run_job, runner, counted, window, after)
     finally:
         if bar is not None:
             bar.close()
         if own and isinstance(runner, Workers):
             runner.shutdown()
-    _fill(report, results)
-    report.stale = stale_variants(report, existing) if shard is None else []
-    cache_errors = sorted({r.cache_error for r in results if r.cache_error})
-    if cache_dir is not None and shard is None:  # a shard's keys are the assembly's
-        used = [k for r in results if r.error is None for k in (r.key, *r.aliases)]
+    del jobs, todo
+    collected.fill(report)
+    report.stale = (
+        sorted(collected.stale + stale_variants(report, existing)) if shard is None else []
+    )
+    cache_errors = sorted(collected.cache_errors)
+    if collected.record and cache_dir is not None:  # a shard's keys are the assembly's
         try:
-            Cache(cache_dir).record_build(used, site)
+            Cache(cache_dir).record_build(collected.used, site)
         except OSError as exc:
             cache_errors.append(str(exc.strerror or exc))
+    collected.used = []
     if cache_errors:
         report.warnings.append(
             f"{shown(cache_dir or '')}: the cache could not be written ({cache_errors[0]}); "
@@ -205,6 +268,14 @@ def run(
     if not keep_stale:
         remove_stale(site, report)
     return report
+
+
+def run_job(job: Job) -> JobResult:
+    """:func:`ssg_dmi.build.job.run_job`, that module (and the image libraries it loads)
+    imported when the first job runs: a rebuild with nothing to do never loads them."""
+    from .job import run_job as run
+
+    return run(job)
 
 
 def in_cache(jobs: list[Job], cache_dir: CacheLocation) -> tuple[list[JobResult], list[Job]]:
@@ -271,9 +342,10 @@ class RemoteJobs(Sequence[Job]):
 
 def already_placed(
     site: Path,
-    jobs: list[Job],
+    jobs: Iterable[Job],
     cache_dir: CacheLocation | None,
     existing: Mapping[str, list[str]],
+    done: Callable[[JobResult], None] | None = None,
 ) -> tuple[list[JobResult], list[Job]]:
     """The results of the jobs whose outputs are all in the site already (a rebuild with
     nothing changed), and the jobs still to run.
@@ -283,20 +355,22 @@ def already_placed(
     same bytes in place. A variant's name hashes what it was made from and how, so its
     name and size stand for its bytes. Only with a cache folder on this machine: with an
     object store, one request per image from the driver alone would cost more than the
-    workers' parallel ones.
+    workers' parallel ones. ``done``: called with each such result instead of listing it.
     """
-    if not isinstance(cache_dir, Path) or not jobs:
+    if not isinstance(cache_dir, Path):
         return [], list(jobs)
     cache = Cache(cache_dir)
-    done: list[JobResult] = []
+    placed: list[JobResult] = []
     todo: list[Job] = []
     for job in jobs:
         result = _placed(site, job, cache, existing)
         if result is None:
             todo.append(job)
+        elif done is not None:
+            done(result)
         else:
-            done.append(result)
-    return done, todo
+            placed.append(result)
+    return placed, todo
 
 
 def _placed(
@@ -354,9 +428,10 @@ def usable_cache(cache_dir: CacheLocation | None, warnings: list[str]) -> CacheL
 def stale_variants(report: Report, existing: Mapping[str, list[str]]) -> list[str]:
     """Our variants beside each processed image that its new outputs do not include."""
     stale = []
-    for rel, entry in report.images.items():
-        keep = {v.path for v in entry.variants}
-        stale += [old for old in existing.get(rel, ()) if old not in keep]
+    for rel, old in existing.items():  # the images with variants beside them: few or all
+        if rel in report.images:
+            keep = {v.path for v in report.images[rel].variants}
+            stale += [path for path in old if path not in keep]
     return sorted(stale)
 
 
@@ -390,42 +465,119 @@ def _bar(total: int, enabled: bool | None) -> Any:
     return tqdm(total=total, unit="img", desc="ssg-dmi", leave=False)
 
 
-def _fill(report: Report, results: list[JobResult]) -> None:
-    totals = Summary()
-    for result in sorted(results, key=lambda r: r.relpaths[0]):
-        totals.sources += 1
-        for rel in result.relpaths:
-            if result.notes:
-                report.notes[rel] = list(result.notes)
-            if result.error:
-                report.errors[rel] = result.error
-                continue
-            original, *made = result.outputs
-            report.images[rel] = ImageResult(
-                OriginalFile(
-                    rel,
-                    original.width,
-                    original.height,
-                    original.format,
-                    original.bytes,
-                    result.reencoded,
-                ),
-                [
-                    VariantFile(variant_path(rel, v), v.width, v.height, v.format, v.bytes)
-                    for v in made
-                ],
-            )
-            totals.images += 1
-            totals.variants += len(made)
-            totals.bytes_after += original.bytes
-            totals.variant_bytes += sum(v.bytes for v in made)
-        totals.bytes_before += result.source_bytes * len(result.relpaths)
+class Collector:
+    """A build's results as they come, kept small: per source its paths and one packed
+    record (see :class:`~ssg_dmi.build.report.ImageTable`), the summary's counts, and the
+    keys the build used. :meth:`fill` puts them in the report in the order of the sources'
+    first paths, as a report made from every result at once had them."""
+
+    def __init__(self, record: bool, existing: dict[str, list[str]] | None = None) -> None:
+        self.record = record  # whether the keys used are kept (for the cache's record)
+        # Our variants found in the site, by image: each image's entry is settled (its
+        # stale variants noted) and dropped as its result comes, not held to the end.
+        self.existing = existing
+        self.stale: list[str] = []
+        self.used: list[str] = []
+        self.cache_errors: set[str] = set()
+        self.sources = 0
+        self.totals = Summary()
+        # (paths, packed record or None) or, with an error or notes, a longer tuple.
+        self._pending: list[tuple[Any, ...]] = []
+
+    def taken(self, result: JobResult) -> JobResult:
+        """:meth:`add` for :func:`~ssg_dmi.build.workers.execute`'s ``after``: what it
+        keeps of the result is one shared empty record."""
+        self.add(result)
+        return _TAKEN
+
+    def add(self, result: JobResult) -> None:
+        totals = self.totals
+        self.sources += 1
+        paths = result.relpaths
+        totals.bytes_before += result.source_bytes * len(paths)
         # Re-encoded in this run: a warm rebuild that took them from the cache re-encoded none.
         totals.reencoded += result.reencoded and not result.cache_hit
         totals.cache_hits += result.cache_hit
         totals.files_written += result.written
-    totals.errors = len(report.errors)
-    report.summary = totals
+        if result.cache_error:
+            self.cache_errors.add(result.cache_error)
+        row = None
+        if result.error is None:
+            if self.record:
+                self.used.append(result.key)
+                self.used += result.aliases
+            original, *made = result.outputs
+            if self.existing:
+                self._settle(paths, made)
+            row = row_of(
+                original.width,
+                original.height,
+                original.format,
+                original.bytes,
+                result.reencoded,
+                [(_suffix(v), v.width, v.height, v.format, v.bytes) for v in made],
+            )
+            totals.images += len(paths)
+            totals.variants += len(made) * len(paths)
+            totals.bytes_after += original.bytes * len(paths)
+            totals.variant_bytes += sum(v.bytes for v in made) * len(paths)
+        held = paths[0] if len(paths) == 1 else paths  # one path: its text, no tuple
+        if result.error is None and not result.notes:
+            self._pending.append((held, row))
+        else:
+            self._pending.append((held, row, result.error, tuple(result.notes)))
+
+    def _settle(self, paths: tuple[str, ...], made: list[Output]) -> None:
+        """The variants beside each of ``paths`` that its new ones do not include (what
+        :func:`stale_variants` would find for it), noted; their listing dropped."""
+        existing = self.existing or {}
+        suffixes = None
+        for rel in paths:
+            old = existing.pop(rel, None)
+            if old:
+                suffixes = suffixes or [_suffix(v) for v in made]
+                keep = {rel + suffix for suffix in suffixes}
+                self.stale += [path for path in old if path not in keep]
+
+    def fill(self, report: Report) -> None:
+        """Put what was collected into ``report`` (its images, errors, notes, summary)."""
+        pending, self._pending = self._pending, []
+        pending.sort(key=_first_path)
+        images = report.images
+        table = images if isinstance(images, ImageTable) else None
+        for item in pending:
+            paths, row = _paths(item[0]), item[1]
+            error, notes = (item[2], item[3]) if len(item) > 2 else (None, ())
+            for rel in paths:
+                if notes:
+                    report.notes[rel] = list(notes)
+                if error is not None:
+                    report.errors[rel] = error
+                elif table is not None:
+                    table.set_row(rel, row)
+                else:
+                    images[rel] = unpack(rel, row)
+        del pending
+        self.totals.sources = self.sources
+        self.totals.errors = len(report.errors)
+        report.summary = self.totals
+
+
+_TAKEN = JobResult(relpaths=(), key="")
+
+
+def _paths(held: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (held,) if isinstance(held, str) else held
+
+
+def _first_path(item: tuple[Any, ...]) -> str:
+    held = item[0]
+    return held if isinstance(held, str) else str(held[0])
+
+
+def _suffix(output: Output) -> str:
+    """What :func:`~ssg_dmi.build.spec.variant_path` adds to the image's path."""
+    return f"-{output.width}w.{output.name}.{EXTENSION[output.format]}"
 
 
 def write_report(report: Report, path: Path) -> None:

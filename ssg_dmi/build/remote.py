@@ -24,8 +24,8 @@ from typing import Any
 
 from ..errors import ConfigError, first_line
 from .cache import Cache
-from .job import Job, JobResult, alias_keys
-from .job import place as place_outputs
+from .spec import Job, JobResult, alias_keys
+from .spec import place as place_outputs
 from .workers import Workers
 
 log = logging.getLogger("ssg_dmi.build.remote")

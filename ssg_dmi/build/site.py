@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,17 +72,33 @@ class SiteReport:
         )
 
 
-def _image_infos(report: Report) -> dict[str, pagehtml.ImageInfo]:
-    infos = {}
-    for rel, entry in report.images.items():
+class ImageInfos(Mapping[str, pagehtml.ImageInfo]):
+    """What the page rewriter knows of each image the build made (SVGs, with no raster
+    size, are not in it), each record made when a page shows its image: no second record
+    per image is held while the pages are rewritten."""
+
+    def __init__(self, report: Report) -> None:
+        self._images = report.images
+
+    def __getitem__(self, rel: str) -> pagehtml.ImageInfo:
+        entry = self._images[rel]
         original = entry.original
         if not original.width:
-            continue  # SVG: no intrinsic raster size, nothing to add
+            raise KeyError(rel)  # SVG: no intrinsic raster size, nothing to add
         variants = tuple(
             pagehtml.Variant(v.path, v.width, v.height, v.format) for v in entry.variants
         )
-        infos[rel] = pagehtml.ImageInfo(original.width, original.height, original.format, variants)
-    return infos
+        return pagehtml.ImageInfo(original.width, original.height, original.format, variants)
+
+    def __iter__(self) -> Iterator[str]:
+        return (rel for rel, entry in self._images.items() if entry.original.width)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _image_infos(report: Report) -> Mapping[str, pagehtml.ImageInfo]:
+    return ImageInfos(report)
 
 
 def rewrite_pages(

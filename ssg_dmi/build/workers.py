@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from ..errors import BuildInterrupted, ExecutorLost
-from .job import Job, JobResult, crash_message
+from .spec import Job, JobResult, crash_message
 
 log = logging.getLogger("ssg_dmi.build.workers")
 
