@@ -26,6 +26,7 @@ from ssg_dmi.build import job as process
 from ssg_dmi.build.cache import Cache
 from ssg_dmi.build.workers import WORKER_DIED
 from ssg_dmi.cli import main
+from ssg_dmi.policy import ImagePolicy
 
 VARIANT = re.compile(r"-\d+w\.[0-9a-f]{10}\.(webp|jpg|png|avif)$")
 TEMP = re.compile(r"^\.ssg-dmi-.*\.tmp$")
@@ -193,6 +194,38 @@ def test_a_worker_that_died_once_is_retried(
     assert (tmp_path / "marker").is_file()  # it did die
     assert code == 0 and "error:" not in err, err
     assert "4 images tagged" in out
+
+
+def test_a_retried_job_whose_first_try_placed_its_files_still_succeeds(tmp_path: Path) -> None:
+    # A worker that dies breaks the pool: a job beside it may have placed its files (the
+    # source replaced by its tagged original) and lost its result. Its retry, with no
+    # cache to answer, finds our output where the source was: that is no change by the
+    # user, and rendering it gives the same files. A foreign change stays an error.
+    from ssg_dmi.build.spec import Job
+
+    from .test_watermark import options
+
+    site = make_site(tmp_path / "site", ["d.jpg"], (300, 200))
+    source = (site / "img" / "d.jpg").read_bytes()
+    job = Job(
+        str(site),
+        ("img/d.jpg",),
+        process.sha256(source),
+        len(source),
+        ImagePolicy(),
+        options(None),
+        None,
+    )
+    first = process.run_job(job)
+    assert first.error is None and first.written
+    placed = sorted(p.name for p in (site / "img").iterdir())
+    again = process.run_job(job)  # the retry: the file is now our tagged original
+    assert again.error is None, again.error
+    assert [o.name for o in again.outputs] == [o.name for o in first.outputs]
+    assert sorted(p.name for p in (site / "img").iterdir()) == placed
+    (site / "img" / "d.jpg").write_bytes(jpeg((300, 200), seed=9))  # changed by the user
+    changed = process.run_job(job)
+    assert changed.error is not None and "changed while the build ran" in changed.error
 
 
 # --- pages agree with the files after any sequence of builds -------------------------------

@@ -302,7 +302,8 @@ def _run(job: Job, result: JobResult) -> None:
         result.notes += [str(n) for n in extra.get("notes", [])]
     else:
         data = job.data if job.data is not None else (site / job.relpaths[0]).read_bytes()
-        if sha256(data) != job.source_sha:  # changed since the plan, or damaged on the way
+        # Changed since the plan, or damaged on the way; unless it is this job's own output.
+        if sha256(data) != job.source_sha and not _placed_before(data, job, cache):
             raise ImageError("the file changed while the build ran; build again")
         pairs, tags, result.reencoded = render(data, job.relpaths[0], job.policy, job.options)
         pairs = named(pairs, job.fingerprint)
@@ -321,6 +322,20 @@ def _run(job: Job, result: JobResult) -> None:
     elif job.deliver == "site":
         for relpath in job.relpaths:
             result.written += place(site, relpath, pairs)
+
+
+def _placed_before(data: bytes, job: Job, cache: Cache | None) -> bool:
+    """Whether the site file, no longer the planned source, is this build's output: an
+    earlier try of this job placed it, then its result was lost when a worker beside it
+    died and broke the pool. Rendering it again gives the same files, as a rebuild over
+    the output does. Only without a cache, which would have answered first (its entry is
+    stored before the site is written), and only for a job that reads the site."""
+    if cache is not None or job.data is not None or job.deliver != "site":
+        return False
+    try:
+        return plan(data, job.policy, job.relpaths[0]).already_ours
+    except (ContainerError, ImageError):
+        return False
 
 
 def _from_cache(
