@@ -444,21 +444,21 @@ def test_remote_results_that_cannot_be_placed_are_that_images_error(tmp_path: Pa
 
 
 def test_a_source_unreadable_when_sent_is_that_images_error(tmp_path: Path) -> None:
-    from ssg_dmi.build import pipeline
+    from ssg_dmi.build import pipeline, remote
 
     site = _site(tmp_path / "s", count=3)
-    real = pipeline.for_remote
+    real = remote.for_remote
 
     def gone(site_: Path, job: Any, local_cache: bool) -> Any:
         if job.relpaths[0] == "img/p02.jpg":
             (site_ / job.relpaths[0]).unlink(missing_ok=True)
         return real(site_, job, local_cache)
 
-    pipeline.for_remote = gone  # type: ignore[assignment]
+    remote.for_remote = gone  # type: ignore[assignment]
     try:
         report = pipeline.run(site, _settings(), executor=Elsewhere(), progress=False)
     finally:
-        pipeline.for_remote = real  # type: ignore[assignment]
+        remote.for_remote = real
     assert report.errors == {"img/p02.jpg": "cannot read (No such file or directory)"}
 
 

@@ -139,5 +139,11 @@ def test_function_level_imports_only_for_start_up_time() -> None:
     deferred = {
         ("ssg_dmi.build.pipeline", "ssg_dmi.build.job"),
         ("ssg_dmi.build.pipeline", "ssg_dmi.images.watermark"),
+        # Nor the scale-out code (and multiprocessing through it) without an executor, a
+        # shard or a scheduler, nor the page rewriter when every page is as it leaves it.
+        ("ssg_dmi.build.pipeline", "ssg_dmi.build.remote"),
+        ("ssg_dmi.build.site", "ssg_dmi.build.remote"),
+        ("ssg_dmi.build.site", "ssg_dmi.pages.rewrite"),
+        ("ssg_dmi.build.site", "ssg_dmi.pages.head"),
     }
     assert lazy - deferred == set()

@@ -24,7 +24,6 @@ from ..settings import Settings
 from ..settings.watermark import Watermark
 from ..walk import site_images, variant_source
 from .cache import Cache, Output, hash_files, sha256
-from .remote import delivered, for_remote, is_remote_executor, shard_of
 from .report import ImageTable, Report, Summary, row_of, unpack
 from .spec import EXTENSION, Job, JobResult, Options, cached_result, variant_path
 from .store import CacheLocation, is_remote, start_method_for
@@ -107,6 +106,7 @@ def plan_stream(
     # common case, a list only for copies) -- the digest as bytes, half its hex's size.
     groups: dict[tuple[bytes, int, ImagePolicy, Watermark | None], str | list[str]] = {}
     policies: dict[ImagePolicy, ImagePolicy] = {}
+    last: ImagePolicy | None = None
     errors: dict[str, str] = {}
     root = os.fspath(site)
     found = discover(site, settings, cache_dir, existing, skipped)
@@ -118,7 +118,8 @@ def plan_stream(
         digest, size = hashed
         given = overrides(rel) if overrides else None
         policy = settings.policy_for(rel, given)
-        policy = policies.setdefault(policy, policy)  # one object per distinct policy
+        if policy is not last:  # the settings give one object per set of rules already
+            policy = last = policies.setdefault(policy, policy)  # one per distinct policy
         mark = settings.watermark_for(rel, given)
         key = (digest, size, policy, mark)
         held = groups.setdefault(key, rel)
@@ -195,7 +196,11 @@ def run(
     collected = Collector(
         record=cache_dir is not None and shard is None, existing=existing if shard is None else None
     )
-    remote = is_remote_executor(executor)
+    remote = False
+    if executor is not None or shard is not None:  # the scale-out code only when asked for
+        from .remote import is_remote_executor, shard_of
+
+        remote = is_remote_executor(executor)
     jobs: list[Job]
     if shard is not None or remote:
         planned = sorted(stream, key=_largest_first)
@@ -311,6 +316,8 @@ def _remote_plan(
             send.append(job)
 
     def after(index: int, result: JobResult) -> JobResult:
+        from .remote import delivered
+
         return delivered(site, send[index], result, cache, place=place)
 
     return here, send, after
@@ -337,6 +344,8 @@ class RemoteJobs(Sequence[Job]):
     def __getitem__(self, index: int | slice) -> Job | Sequence[Job]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
+        from .remote import for_remote
+
         return for_remote(self.site, self.base[index], self.local_cache)
 
 

@@ -125,6 +125,10 @@ class ImageTable(MutableMapping[str, ImageResult]):
     def __repr__(self) -> str:
         return f"ImageTable({dict(self.items())!r})"
 
+    def row(self, rel: str) -> str | None:
+        """The packed record of ``rel`` (equal rows: equal records), None when absent."""
+        return self._rows.get(rel)
+
     def set_row(self, rel: str, row: str) -> None:
         """Store a record already packed (by :func:`pack` or :func:`row_of`)."""
         self._rows[rel] = row

@@ -8,6 +8,7 @@ the site files are written last from the same policies.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -19,8 +20,7 @@ from typing import Any
 from ..contract import signals as signals_of
 from ..errors import BuildInterrupted, ConfigError
 from ..fsutil import atomic_write, shown
-from ..pages import rewrite as pagehtml
-from ..pages.head import declare_dmi, keep_ratio
+from ..pages import context as pagehtml  # the records; the rewriter only when a page needs it
 from ..pages.overrides import PageStore, collect_all, dmi_value
 from ..pages.scan import scan
 from ..policy import DMI
@@ -29,9 +29,9 @@ from ..sitefiles.hotlink import hotlink_notes
 from ..sitefiles.render import site_policy
 from ..sitefiles.writer import write_site_files
 from ..walk import VARIANT_NAME, find_pages, passed_over
+from .pagememo import Lookups, PageMemo, text_digest
 from .pipeline import remove_stale, run
-from .remote import dask_executor
-from .report import Report
+from .report import ImageTable, Report
 from .store import cache_location
 from .workers import Workers, sigterm_interrupts
 
@@ -93,12 +93,17 @@ class ImageInfos(Mapping[str, pagehtml.ImageInfo]):
     def __iter__(self) -> Iterator[str]:
         return (rel for rel, entry in self._images.items() if entry.original.width)
 
+    def answer(self, rel: str) -> str:
+        """What the build knows of ``rel`` as text (equal texts: equal records), "-" when
+        nothing: what a page's rewrite read, for the record of unchanged pages."""
+        images = self._images
+        if isinstance(images, ImageTable):
+            return images.row(rel) or "-"
+        entry = images.get(rel)
+        return "-" if entry is None else repr(entry)
+
     def __len__(self) -> int:
         return sum(1 for _ in self)
-
-
-def _image_infos(report: Report) -> Mapping[str, pagehtml.ImageInfo]:
-    return ImageInfos(report)
 
 
 def rewrite_pages(
@@ -109,12 +114,15 @@ def rewrite_pages(
     page_values: Mapping[str, DMI],
     page_dmi: Mapping[str, str] | None = None,
     store: PageStore | None = None,
+    memo: PageMemo | None = None,
 ) -> tuple[int, list[str]]:
     """Rewrite every page's images and head; returns how many files changed, and one
     warning line per page left unchanged (unreadable, undecodable, unwritable) and per
     local image that got no srcset for a reason worth fixing (missing, untagged, outside
-    ``base_url``). Each page is written back in its own encoding."""
-    infos = _image_infos(report)
+    ``base_url``). Each page is written back in its own encoding. ``memo``: the pages a
+    rewrite was seen to leave as they are, skipped while their inputs are the same (the
+    caller saves it)."""
+    infos = ImageInfos(report)
     store = store or PageStore(site, budget=0)
     formats = tuple(dict.fromkeys((*settings.formats, "avif", "webp", "jpeg", "png")))
     changed = 0
@@ -127,6 +135,7 @@ def rewrite_pages(
             continue
         text = page.text
         sig = signals_of(page_values.get(rel) or settings.policy_for(rel).dmi)
+        declared = page_dmi.get(rel) if page_dmi else None
         ctx = pagehtml.PageContext(
             page_path=rel,
             base_url=settings.base_url,
@@ -141,14 +150,20 @@ def rewrite_pages(
             origin=settings.origin,
             variant_name=VARIANT_NAME,
         )
+        if memo is not None:
+            # Everything the rewrite reads but the page's text and its images' records.
+            context = repr((dataclasses.replace(ctx, images={}), declared))
+            digest = text_digest(text, page.encoding, page.bom)
+            if memo.unchanged(rel, digest, context, infos.answer):
+                continue
+            lookups = Lookups(infos, infos.answer)
+            ctx = dataclasses.replace(ctx, images=lookups)
         misses: list[pagehtml.Unprocessed] = []
-        out = pagehtml.rewrite(text, ctx, misses)
+        out = _rewrite_page(text, ctx, declared, settings.base_url, misses)
         notes += _image_notes(site, rel, misses, report, settings)
-        declared = page_dmi.get(rel) if page_dmi else None
-        if declared and scan(out, rel, settings.base_url).dmi is None:
-            out = declare_dmi(out, dmi_value(declared, rel).key)
-        out = keep_ratio(out)
         if out == text:
+            if memo is not None and not misses:
+                memo.remember(rel, digest, context, lookups.asked)
             continue
         try:
             data = page.encode(out)
@@ -161,7 +176,35 @@ def rewrite_pages(
         except OSError as exc:
             reason = exc.strerror or str(exc)
             notes.append(f"{shown(rel)}: cannot write ({reason}); left unchanged")
+            continue
+        if memo is not None:
+            # The next build reads what was written: its scan is known now.
+            memo.scan(rel, dataclasses.replace(page, text=out), settings.base_url, fresh=True)
+        if memo is not None and not misses:
+            # Remembered only as seen: the written text, rewritten again, gives itself.
+            again = Lookups(infos, infos.answer)
+            recheck: list[pagehtml.Unprocessed] = []
+            ctx = dataclasses.replace(ctx, images=again)
+            if _rewrite_page(out, ctx, declared, settings.base_url, recheck) == out and not recheck:
+                memo.remember(rel, text_digest(out, page.encoding, page.bom), context, again.asked)
     return changed, notes
+
+
+def _rewrite_page(
+    text: str,
+    ctx: pagehtml.PageContext,
+    declared: str | None,
+    base_url: str,
+    misses: list[pagehtml.Unprocessed],
+) -> str:
+    """One page's new text: responsive images, metas, the adapter's declared value."""
+    from ..pages import rewrite
+    from ..pages.head import declare_dmi, keep_ratio
+
+    out = rewrite.rewrite(text, ctx, misses)
+    if declared and scan(out, ctx.page_path, base_url).dmi is None:
+        out = declare_dmi(out, dmi_value(declared, ctx.page_path).key)
+    return keep_ratio(out)
 
 
 def _image_notes(
@@ -243,6 +286,8 @@ def run_site(
         )
     client, window = None, None
     if executor is None and settings.scheduler:
+        from .remote import dask_executor
+
         executor, client = dask_executor(settings.scheduler)
         window = 2 * max(1, sum(client.nthreads().values()))  # two jobs per thread
     stage, done = "reading pages", 0
@@ -252,7 +297,17 @@ def run_site(
             pages = find_pages(site, skipped_pages)
             # Each page is read and decoded once: the rewrite reuses what this pass read.
             store = PageStore(site)
-            found = collect_all(site, pages, page_dmi, settings.base_url, store, page_watermark)
+            memo = PageMemo.for_site(cache_dir, site) if isinstance(cache_dir, Path) else None
+            base_url = settings.base_url
+            found = collect_all(
+                site,
+                pages,
+                page_dmi,
+                base_url,
+                store,
+                page_watermark,
+                (lambda rel, page: memo.scan(rel, page, base_url)) if memo else None,
+            )
             page_values, image_values, notes = found.pages, found.images, found.notes
             image_marks = found.image_marks()
 
@@ -287,9 +342,11 @@ def run_site(
                 return result
             if settings.rewrite_html:
                 result.pages_changed, page_warnings = rewrite_pages(
-                    site, pages, settings, images, page_values, page_dmi, store
+                    site, pages, settings, images, page_values, page_dmi, store, memo
                 )
                 result.warnings += page_warnings
+            if memo is not None:
+                memo.save()
             stage = "writing site files"
             if settings.site_files:
                 overridden = {**{k: v for k, v in image_values.items()}, **page_values}

@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -23,14 +23,17 @@ from concurrent.futures import (
     CancelledError,
     Executor,
     Future,
-    ProcessPoolExecutor,
     wait,
 )
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ..errors import BuildInterrupted, ExecutorLost
 from .spec import Job, JobResult, crash_message
+
+if TYPE_CHECKING:  # multiprocessing is imported when a pool starts, not by a no-work build
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger("ssg_dmi.build.workers")
 
@@ -67,6 +70,9 @@ class Workers:
     def pool(self) -> ProcessPoolExecutor:
         """The live pool (started on first use)."""
         if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             context = None
             if self.start_method is not None:
                 context = multiprocessing.get_context(self.start_method)
@@ -159,11 +165,16 @@ def execute(
     except KeyboardInterrupt:
         if isinstance(runner, Workers):
             runner.terminate()
-        elif isinstance(runner, ProcessPoolExecutor):
-            terminate(runner)
+        elif _is_process_pool(runner):
+            terminate(runner)  # type: ignore[arg-type]
         elif runner is not None:  # Dask and others: drop what is queued there
             _cancel(runner)
         raise BuildInterrupted(progress.done, progress.total) from None
+
+
+def _is_process_pool(runner: object) -> bool:
+    process = sys.modules.get("concurrent.futures.process")  # none made before it loads
+    return process is not None and isinstance(runner, process.ProcessPoolExecutor)
 
 
 def _cancel(runner: Executor) -> None:

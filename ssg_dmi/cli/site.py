@@ -12,7 +12,6 @@ from .parser import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, settings_from
 def cmd_build(args: argparse.Namespace) -> int:
     """Process a built site folder; print a summary and one line per problem."""
     from ..build.pipeline import write_report
-    from ..build.remote import parse_shard
     from ..build.site import run_site
 
     settings = settings_from(args.config).with_overrides(
@@ -27,7 +26,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         cache=False if args.no_cache else None,
         scheduler=args.scheduler,
     )
-    shard = parse_shard(args.shard) if args.shard else None
+    shard = None
+    if args.shard:
+        from ..build.remote import parse_shard
+
+        shard = parse_shard(args.shard)
     if not args.site.is_dir():
         what = "is a file, not a folder" if args.site.exists() else "no such site folder"
         print(

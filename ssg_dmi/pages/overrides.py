@@ -16,7 +16,7 @@ page wants protected stays protected), then the first style name in sorted order
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,16 +166,18 @@ def collect_all(
     base_url: str,
     store: PageStore | None = None,
     page_watermark: Mapping[str, str] | None = None,
+    scanner: Callable[[str, PageText], PageScan] | None = None,
 ) -> Overrides:
     """:func:`collect_overrides` with the watermark values too (``page_watermark``: the
-    adapter's front-matter values by page), each page scanned once."""
+    adapter's front-matter values by page), each page scanned once. ``scanner(rel,
+    page)``: what :func:`~.scan.scan` with ``base_url`` gives for the page (a memo of it)."""
     found = Overrides()
     store = store or PageStore(site, budget=0)
     for rel in pages:
         page = store.get(rel)
         if isinstance(page, str):
             continue
-        scanned = scan(page.text, rel, base_url)
+        scanned = scanner(rel, page) if scanner else scan(page.text, rel, base_url)
         found.add(rel, *scanned_values(scanned, rel, (page_dmi or {}).get(rel)))
         found.add_marks(page_marks(scanned, (page_watermark or {}).get(rel)))
     return found

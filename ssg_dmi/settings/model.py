@@ -132,10 +132,24 @@ class Settings:
     def policy_for(self, relpath: str, overrides: Mapping[str, Any] | None = None) -> ImagePolicy:
         """The resolved policy of a site-relative path: site values, then matching rules in
         order (last match wins), then ``overrides`` (front matter, ``data-dmi``)."""
+        matched = tuple(i for i, rule in enumerate(self.rules) if rule.matches(relpath))
+        if not overrides:
+            # The same rules give the same policy: one made per set of rules that match (a
+            # site of many images has a few), not per image. A policy that cannot be made is
+            # not kept, so its error names each path as before.
+            memo: dict[tuple[int, ...], ImagePolicy] = self.__dict__.setdefault("_policies", {})
+            policy = memo.get(matched)
+            if policy is None:
+                policy = memo[matched] = self._policy(relpath, matched, None)
+            return policy
+        return self._policy(relpath, matched, overrides)
+
+    def _policy(
+        self, relpath: str, matched: tuple[int, ...], overrides: Mapping[str, Any] | None
+    ) -> ImagePolicy:
         values = dict(self.policy)
-        for rule in self.rules:
-            if rule.matches(relpath):
-                values.update(rule.values)
+        for index in matched:
+            values.update(self.rules[index].values)
         if overrides:
             values.update(parse_policy_values(overrides, f"{relpath}: "))
         return build_policy(values, f"{self.source}: policy for {relpath}: ")

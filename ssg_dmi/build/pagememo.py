@@ -1,0 +1,200 @@
+"""Which pages a rebuild need not rewrite: each already is what rewriting it would give.
+
+The page rewrite (``build.site.rewrite_pages``) is a pure function of the page's text, what
+the build knows of each image the page shows, a few settings and this package's code. A
+page whose rewrite was seen to change nothing and to note nothing is remembered in the
+cache folder (``v1/pages/<site>.json``, one record per site folder) by a digest of its text
+and a digest of everything else the rewrite read: the settings it was given and, for each
+image path it looked up, what the build knew of that image (or that it knew nothing). On
+the next build a page whose text and inputs give the same two digests is left as it is
+without reading it through the tokenizer; any difference (an edited page, an image with
+other variants, other settings, other code) rewrites it as before.
+
+The record is read as untrusted: anything malformed is ignored (and the page rewritten).
+A forged record can at worst leave a page as it is; it never makes the build write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..fsutil import atomic_write
+from ..pages import scan as scanning
+from ..pages.encoding import PageText
+from ..pages.scan import PageScan
+from ..version import __version__
+
+log = logging.getLogger("ssg_dmi.build.pagememo")
+
+_FORMAT = 1
+_V = TypeVar("_V")
+
+
+def text_digest(text: str, encoding: str, bom: bytes) -> str:
+    """The digest of a decoded page: its text with the encoding it is written back in."""
+    h = hashlib.sha256(f"{encoding}\0{bom.hex()}\0".encode())
+    h.update(text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def code_signature() -> str:
+    """This package's version and the size and time of each page module's file (and of
+    the build code around them): a changed rewriter invalidates every record."""
+    here = Path(__file__).parent
+    files = [here / "site.py", here / "pagememo.py"]
+    try:
+        files += sorted((here.parent / "pages").glob("*.py"))
+        parts = [__version__]
+        for file in files:
+            st = file.stat()
+            parts.append(f"{file.name}:{st.st_size}:{st.st_mtime_ns}")
+    except OSError:
+        return ""  # unknown code: never trust a record
+    return "\n".join(parts)
+
+
+class Lookups(Mapping[str, _V]):
+    """``images`` as the rewriter sees it, noting each path it asks for and, as text,
+    what ``answer`` says the build knows of it (its record is a function of that text)."""
+
+    def __init__(self, images: Mapping[str, _V], answer: Callable[[str], str]) -> None:
+        self._images, self._answer = images, answer
+        self.asked: dict[str, str] = {}
+
+    def __getitem__(self, key: str) -> _V:
+        self.asked[key] = self._answer(key)
+        return self._images[key]
+
+    def __iter__(self) -> Iterator[str]:
+        # The rewriter only asks for paths; a caller listing every image depends on all
+        # of them, which no record can say: mark the page as not to be remembered.
+        self.asked["\0all"] = ""
+        return iter(self._images)
+
+    def __len__(self) -> int:
+        self.asked["\0all"] = ""
+        return len(self._images)
+
+
+def _inputs_digest(context: str, answers: list[tuple[str, str]]) -> str:
+    return hashlib.sha256(repr((context, answers)).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class PageMemo:
+    """The record of pages a rewrite leaves as they are, for one site folder."""
+
+    def __init__(self, path: Path | None, code: str) -> None:
+        self.path, self.code = path, code
+        self._old: dict[str, Any] = {}
+        self._new: dict[str, list[Any]] = {}
+        self._old_scans: dict[str, Any] = {}
+        self._scans: dict[str, list[Any]] = {}
+        if path is None or not code:
+            return
+        try:
+            raw = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return
+        if (
+            isinstance(raw, dict)
+            and raw.get("format") == _FORMAT
+            and raw.get("code") == code
+            and isinstance(raw.get("pages"), dict)
+        ):
+            self._old = raw["pages"]
+            if isinstance(raw.get("scans"), dict):
+                self._old_scans = raw["scans"]
+
+    @classmethod
+    def for_site(cls, cache_dir: Path, site: Path) -> PageMemo:
+        """The memo of ``site`` kept in the local cache folder ``cache_dir``."""
+        where = str(site.resolve())
+        name = hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        return cls(cache_dir / "v1" / "pages" / f"{name}.json", code_signature())
+
+    def scan(self, rel: str, page: PageText, base_url: str, fresh: bool = False) -> PageScan:
+        """:func:`~ssg_dmi.pages.scan.scan` of the page, from the record when its text and
+        ``base_url`` are the ones it was recorded for (``fresh``: scan it anyway)."""
+        digest = text_digest(page.text, page.encoding, page.bom)
+        entry: Any = self._old_scans.get(rel)
+        found = _scan_of(entry[2:]) if not fresh and _recorded(entry, digest, base_url) else None
+        if found is None:
+            found = scanning.scan(page.text, rel, base_url)
+            entry = [digest, base_url, found.dmi, found.images, found.watermark, found.marks]
+        self._scans[rel] = entry
+        return found
+
+    def unchanged(self, rel: str, digest: str, context: str, answer: Callable[[str], str]) -> bool:
+        """Whether the page ``rel`` (text ``digest``) was seen to come out of a rewrite with
+        these inputs as it went in, noting nothing; if so it is kept in the next record."""
+        entry = self._old.get(rel)
+        if not (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and entry[0] == digest
+            and isinstance(entry[1], list)
+            and all(isinstance(p, str) for p in entry[1])
+            and isinstance(entry[2], str)
+        ):
+            return False
+        answers = [(p, answer(p)) for p in entry[1]]
+        if _inputs_digest(context, answers) != entry[2]:
+            return False
+        self._new[rel] = entry
+        return True
+
+    def remember(self, rel: str, digest: str, context: str, asked: dict[str, str]) -> None:
+        """Note that the page ``rel`` (text ``digest``) came out of a rewrite with these
+        inputs as it went in, noting nothing; ``asked``: :attr:`Lookups.asked`."""
+        if "\0all" in asked:
+            return
+        paths = sorted(asked)
+        answers = [(p, asked[p]) for p in paths]
+        self._new[rel] = [digest, paths, _inputs_digest(context, answers)]
+
+    def save(self) -> None:
+        """Write the record (only this build's pages). A cache folder that cannot take it
+        costs the next build the rewrite of every page, nothing else: logged, not warned."""
+        if self.path is None or not self.code or not (self._new or self._old or self._scans):
+            return
+        record = {"format": _FORMAT, "code": self.code, "pages": self._new, "scans": self._scans}
+        data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, data)
+        except OSError as exc:
+            log.debug("%s: cannot record the unchanged pages (%s)", self.path, exc)
+
+
+def _recorded(entry: object, digest: str, base_url: str) -> bool:
+    return isinstance(entry, list) and len(entry) == 6 and entry[:2] == [digest, base_url]
+
+
+def _opt(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _scan_of(fields: list[Any]) -> PageScan | None:
+    """A recorded scan, checked field by field; None when anything is malformed."""
+    dmi, images, watermark, marks = fields
+    if not (_opt(dmi) and _opt(watermark) and isinstance(images, list)):
+        return None
+    if not isinstance(marks, list):
+        return None
+    if not all(
+        isinstance(i, list) and len(i) == 2 and isinstance(i[0], str) and _opt(i[1]) for i in images
+    ):
+        return None
+    if not all(
+        isinstance(m, list) and len(m) == 2 and isinstance(m[0], str) and isinstance(m[1], str)
+        for m in marks
+    ):
+        return None
+    return PageScan(
+        dmi, tuple((p, v) for p, v in images), watermark, tuple((p, v) for p, v in marks)
+    )
