@@ -16,13 +16,14 @@ compressed bits:
 2. Keep the compressed bits up to the last boundary above the band, deflate the bytes from
    there to the first boundary at least 32 KiB below the band (the band's rows filtered by
    Pillow, with the row above as context), and keep the rest of the stream from there.
-3. Join the pieces at bit level. Deflate blocks need not start on a byte; empty
-   fixed-Huffman blocks (10 bits each) bring the kept tail to the bit phase it had, so it
-   is copied byte for byte, and the Adler-32 is updated for the changed bytes only.
+3. Join the pieces at bit level. Deflate blocks need not start on a byte: an empty stored
+   block brings the kept head to a byte boundary, and empty fixed-Huffman blocks (10 bits
+   each) bring the new blocks to the bit phase the kept tail had, so the tail is copied
+   byte for byte; the Adler-32 is updated for the changed bytes only.
 
-Measured on the dev corpus (19 PNGs, text mark at the bottom right, scale 0.3): see
-:func:`splice` and the README ("Watermarks"). Used only where it is exact: 8-bit greyscale,
-RGB or their alpha forms, not interlaced, one run of IDAT chunks, the image upright as
+Measured on the dev corpus (19 PNGs, text mark at the bottom right, scale 0.3): see the
+README ("Watermarks"). Used only where it is exact: 8-bit RGB or RGBA, not interlaced, not
+animated, one run of IDAT chunks, the image upright as
 stored and the marked pixels equal to the stored ones outside the band (the caller
 decides that). Anything else, or any zlib complaint, returns None and the caller
 re-encodes the whole image as before.
@@ -44,11 +45,12 @@ from typing import IO, Any, cast
 
 from PIL import Image
 
-_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from ..errors import ContainerError
+from .containers import png as png_file
+
 # Colour type -> Pillow mode at 8 bits. Greyscale is left out: the build turns it to RGB
 # before marking, so its stored rows could never be kept.
 _MODES = {2: "RGB", 6: "RGBA"}
-_CHANNELS = {2: 3, 6: 4}
 _WINDOW = 32768
 _Z_OK, _Z_STREAM_END, _Z_BLOCK = 0, 1, 5
 _IDAT_PIECE = 1 << 20
@@ -154,24 +156,6 @@ def _inflate(z: bytes, size: int) -> _Stream | None:
         del target  # a bytearray cannot be resized while a ctypes view holds it
 
 
-def _chunks(data: bytes) -> list[tuple[bytes, int, int]] | None:
-    """(type, start, end) of each chunk of a PNG, or None when it does not parse."""
-    if not data.startswith(_SIGNATURE):
-        return None
-    out, i = [], len(_SIGNATURE)
-    while i + 12 <= len(data):
-        (length,) = struct.unpack(">I", data[i : i + 4])
-        kind = data[i + 4 : i + 8]
-        end = i + 12 + length
-        if end > len(data):
-            return None
-        out.append((kind, i, end))
-        i = end
-        if kind == b"IEND":
-            return out
-    return None
-
-
 def _filtered_band(
     marked: Image.Image, mode: str, top: int, bottom: int, row_bytes: int
 ) -> bytes | None:
@@ -183,12 +167,10 @@ def _filtered_band(
         part = part.convert(mode)
     out = io.BytesIO()
     part.save(out, "PNG", compress_level=0)
-    chunks = _chunks(out.getvalue())
-    if chunks is None:
+    try:
+        rows = zlib.decompress(_idat_stream(png_file.chunks(out.getvalue())))
+    except (ContainerError, zlib.error):
         return None
-    data = out.getvalue()
-    z = b"".join(data[s + 8 : e - 4] for kind, s, e in chunks if kind == b"IDAT")
-    rows = zlib.decompress(z)
     if len(rows) != (bottom - top + context) * row_bytes:
         return None
     return rows[context * row_bytes :]
@@ -230,7 +212,7 @@ class Prepared:
 
     @property
     def row_bytes(self) -> int:
-        return 1 + self.width * _CHANNELS[self.colour]
+        return 1 + self.width * len(_MODES[self.colour])
 
     def decodable(self) -> IO[bytes]:
         """The same PNG with its rows in stored (uncompressed) deflate blocks, as a file
@@ -304,13 +286,16 @@ class _Joined(io.RawIOBase):
 
 def prepare(source: bytes) -> Prepared | None:
     """``source`` parsed and inflated, or None where :func:`splice` could not be exact:
-    not 8-bit RGB or RGBA, interlaced, animated, IDAT chunks not
-    in one run, a stream zlib refuses or of the wrong length."""
-    chunks = _chunks(source)
-    if chunks is None or chunks[0][0] != b"IHDR" or chunks[0][2] - chunks[0][1] != 25:
+    a file the PNG container reader refuses, not 8-bit RGB or RGBA, interlaced, animated,
+    IDAT chunks not in one run, a stream zlib refuses or of the wrong length."""
+    try:
+        chunks = png_file.chunks(source)  # IHDR first, every critical chunk's CRC right
+    except ContainerError:
         return None
-    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", source[16:29])
-    kinds = [kind for kind, _, _ in chunks]
+    if len(chunks[0].data) != 13:
+        return None
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0].data)
+    kinds = [c.type for c in chunks]
     idat = [i for i, kind in enumerate(kinds) if kind == b"IDAT"]
     if (
         depth != 8
@@ -323,15 +308,23 @@ def prepare(source: bytes) -> Prepared | None:
         or not height
     ):
         return None
-    size = height * (1 + width * _CHANNELS[colour])
+    size = height * (1 + width * len(_MODES[colour]))
     if size > _MAX_CHUNK - size // _STORED * 5 - 16:
         return None  # its stored copy would not fit one chunk
-    z = b"".join(source[chunks[i][1] + 8 : chunks[i][2] - 4] for i in idat)
+    z = _idat_stream(chunks)
     stream = _inflate(z, size)
     if stream is None:
         return None
-    span = (chunks[idat[0]][1], chunks[idat[-1]][2])
+    starts = list(
+        itertools.accumulate((len(c.raw) for c in chunks), initial=len(png_file.SIGNATURE))
+    )
+    span = (starts[idat[0]], starts[idat[-1] + 1])
     return Prepared(source, width, height, colour, span, z, stream)
+
+
+def _idat_stream(chunks: list[png_file.Chunk]) -> bytes:
+    """The zlib stream a PNG's IDAT chunks hold."""
+    return b"".join(c.data for c in chunks if c.type == b"IDAT")
 
 
 def splice(prepared: Prepared, marked: Image.Image, rows: tuple[int, int]) -> bytes | None:
@@ -398,12 +391,8 @@ def splice(prepared: Prepared, marked: Image.Image, rows: tuple[int, int]) -> by
     adler = _adler_update(stream.adler, height * row_bytes, band_start, old, band)
     out += adler.to_bytes(4, "big")
     pieces = [
-        _chunk(b"IDAT", bytes(out[i : i + _IDAT_PIECE])) for i in range(0, len(out), _IDAT_PIECE)
+        png_file.chunk(b"IDAT", bytes(out[i : i + _IDAT_PIECE]))
+        for i in range(0, len(out), _IDAT_PIECE)
     ]
     start, stop = p.idat
     return p.source[:start] + b"".join(pieces) + p.source[stop:]
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(data, zlib.crc32(kind))
-    return b"".join((struct.pack(">I", len(data)), kind, data, struct.pack(">I", crc)))

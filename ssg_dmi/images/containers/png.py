@@ -28,18 +28,18 @@ MAX_INFLATED = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
-class _Chunk:
+class Chunk:
     type: bytes
     raw: bytes  # length, type, data and CRC exactly as in the file
     data: bytes
     crc_ok: bool = True  # False only for an ancillary chunk that readers will skip
 
 
-def _chunks(data: bytes) -> list[_Chunk]:
+def chunks(data: bytes) -> list[Chunk]:
     """The chunks from IHDR to IEND inclusive; bytes after IEND are a trailer and ignored."""
     if not data.startswith(SIGNATURE):
         raise ContainerError("not a PNG file: the 8-byte PNG signature is missing")
-    chunks: list[_Chunk] = []
+    chunks: list[Chunk] = []
     pos = len(SIGNATURE)
     while True:
         if pos + 8 > len(data):
@@ -59,17 +59,17 @@ def _chunks(data: bytes) -> list[_Chunk]:
             raise ContainerError(f"PNG {kind.decode()} chunk at byte {pos} has a bad CRC")
         if not chunks and kind != b"IHDR":
             raise ContainerError("PNG file does not start with an IHDR chunk")
-        chunks.append(_Chunk(kind, data[pos:end], body, crc_ok))
+        chunks.append(Chunk(kind, data[pos:end], body, crc_ok))
         pos = end
         if kind == b"IEND":
             return chunks
 
 
-def _keyword(chunk: _Chunk) -> bytes:
+def _keyword(chunk: Chunk) -> bytes:
     return chunk.data.split(b"\x00", 1)[0]
 
 
-def _keep(chunk: _Chunk, keep_other: bool) -> bool:
+def _keep(chunk: Chunk, keep_other: bool) -> bool:
     if chunk.type == b"eXIf":
         return False
     if chunk.type in TEXT_CHUNKS:
@@ -96,7 +96,7 @@ def _inflate(compressed: bytes) -> bytes:
     return text
 
 
-def _xmp_text(chunk: _Chunk) -> bytes:
+def _xmp_text(chunk: Chunk) -> bytes:
     rest = chunk.data[len(XMP_KEYWORD) + 1 :]
     if chunk.type == b"tEXt":
         return rest
@@ -111,15 +111,17 @@ def _xmp_text(chunk: _Chunk) -> bytes:
     return _inflate(parts[2]) if rest[0] else parts[2]
 
 
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+def chunk(kind: bytes, body: bytes) -> bytes:
+    """A chunk's bytes: length, type, ``body`` and CRC."""
+    crc = zlib.crc32(body, zlib.crc32(kind))
+    return b"".join((len(body).to_bytes(4, "big"), kind, body, crc.to_bytes(4, "big")))
 
 
 def read(data: bytes) -> Metadata:
     """The first XMP packet and the eXIf block in ``data``."""
     xmp: bytes | None = None
     exif: bytes | None = None
-    for chunk in _chunks(data):
+    for chunk in chunks(data):
         if not chunk.crc_ok:
             continue  # browsers skip it: its orientation or rights never reached anyone
         if exif is None and chunk.type == b"eXIf":
@@ -132,15 +134,15 @@ def read(data: bytes) -> Metadata:
 
 def write(data: bytes, xmp: bytes, exif: bytes | None, keep_other: bool) -> bytes:
     """``data`` with its EXIF/XMP replaced by ``exif``/``xmp``; see :mod:`.containers`."""
-    kept = [c for c in _chunks(data) if c.crc_ok and _keep(c, keep_other)]
+    kept = [c for c in chunks(data) if c.crc_ok and _keep(c, keep_other)]
     # eXIf must precede IDAT, and readers that stream (browsers, exiv2) only look for XMP
     # before the image data; in an APNG the first fcTL may come before IDAT.
     split = next((i for i, c in enumerate(kept) if c.type in (b"IDAT", b"fcTL")), None)
     if split is None:
         raise ContainerError("PNG file has no IDAT chunk")
-    new = [_chunk(b"eXIf", exif)] if exif is not None else []
+    new = [chunk(b"eXIf", exif)] if exif is not None else []
     # Uncompressed, with empty language and translated keyword, as the XMP spec asks.
-    new.append(_chunk(b"iTXt", XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + xmp))
+    new.append(chunk(b"iTXt", XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + xmp))
     return b"".join(
         [SIGNATURE, *(c.raw for c in kept[:split]), *new, *(c.raw for c in kept[split:])]
     )
