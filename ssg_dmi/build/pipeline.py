@@ -25,7 +25,7 @@ from ..settings.watermark import Watermark
 from ..walk import site_images, variant_source
 from .cache import Cache, Output, hash_files, sha256
 from .report import ImageTable, Report, Summary, row_of, unpack
-from .spec import EXTENSION, Job, JobResult, Options, cached_result, variant_path
+from .spec import Job, JobResult, Options, cached_result, variant_path, variant_suffix
 from .store import CacheLocation, is_remote, start_method_for
 from .workers import Progress, Workers, execute
 
@@ -524,7 +524,7 @@ class Collector:
                 original.format,
                 original.bytes,
                 result.reencoded,
-                [(_suffix(v), v.width, v.height, v.format, v.bytes) for v in made],
+                [(variant_suffix(v), v.width, v.height, v.format, v.bytes) for v in made],
             )
             totals.images += len(paths)
             totals.variants += len(made) * len(paths)
@@ -544,7 +544,7 @@ class Collector:
         for rel in paths:
             old = existing.pop(rel, None)
             if old:
-                suffixes = suffixes or [_suffix(v) for v in made]
+                suffixes = suffixes or [variant_suffix(v) for v in made]
                 keep = {rel + suffix for suffix in suffixes}
                 self.stale += [path for path in old if path not in keep]
 
@@ -582,11 +582,6 @@ def _paths(held: str | tuple[str, ...]) -> tuple[str, ...]:
 def _first_path(item: tuple[Any, ...]) -> str:
     held = item[0]
     return held if isinstance(held, str) else str(held[0])
-
-
-def _suffix(output: Output) -> str:
-    """What :func:`~ssg_dmi.build.spec.variant_path` adds to the image's path."""
-    return f"-{output.width}w.{output.name}.{EXTENSION[output.format]}"
 
 
 def write_report(report: Report, path: Path) -> None:

@@ -139,8 +139,12 @@ def cached_result(job: Job, outputs: list[Output], extra: Mapping[str, Any]) -> 
 def variant_path(relpath: str, output: Output) -> str:
     """Where a variant of the image at ``relpath`` (a site path as the walker gives it)
     lives: beside it (see VARIANT_NAME). Made as text: it runs once per variant per build."""
-    ext = EXTENSION[output.format]
-    return f"{relpath}-{output.width}w.{output.name}.{ext}"
+    return relpath + variant_suffix(output)
+
+
+def variant_suffix(output: Output) -> str:
+    """What :func:`variant_path` adds to the image's own path."""
+    return f"-{output.width}w.{output.name}.{EXTENSION[output.format]}"
 
 
 def crash_message(exc: BaseException) -> str:
