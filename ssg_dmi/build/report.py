@@ -65,12 +65,18 @@ _SEP = "\0"
 def pack(rel: str, entry: ImageResult) -> str:
     """``entry`` of the image at ``rel`` as one compact string (see :class:`ImageTable`)."""
     o = entry.original
-    fields_ = ["" if o.path == rel else "=" + o.path, str(o.width), str(o.height), o.format]
-    fields_ += [str(o.bytes), "1" if o.reencoded else ""]
-    for v in entry.variants:
-        where = "~" + v.path[len(rel) :] if v.path.startswith(rel) else "=" + v.path
-        fields_ += [where, str(v.width), str(v.height), v.format, str(v.bytes)]
-    return _SEP.join(fields_)
+    variants = (
+        (
+            "~" + v.path[len(rel) :] if v.path.startswith(rel) else "=" + v.path,
+            v.width,
+            v.height,
+            v.format,
+            v.bytes,
+        )
+        for v in entry.variants
+    )
+    where = "" if o.path == rel else "=" + o.path
+    return _joined(where, (o.width, o.height, o.format, o.bytes, o.reencoded), variants)
 
 
 def unpack(rel: str, row: str) -> ImageResult:
@@ -148,9 +154,25 @@ def row_of(
 ) -> str:
     """A packed record whose original is at its key and whose variants are at the key
     followed by each given suffix (so one record serves every path holding one source)."""
-    fields_ = ["", str(width), str(height), fmt, str(size), "1" if reencoded else ""]
-    for suffix, w, h, f, b in variants:
-        fields_ += ["~" + suffix, str(w), str(h), f, str(b)]
+    return _joined(
+        "",
+        (width, height, fmt, size, reencoded),
+        (("~" + suffix, w, h, f, b) for suffix, w, h, f, b in variants),
+    )
+
+
+def _joined(
+    where: str,
+    original: tuple[int, int, str, int, bool],
+    variants: Iterable[tuple[str, int, int, str, int]],
+) -> str:
+    """The packed text (see :func:`pack`): the original's place ("" at the key, "=" and
+    its path), its fields, then each variant's place ("~" and what follows the key, or
+    "=" and its path) and fields."""
+    width, height, fmt, size, reencoded = original
+    fields_ = [where, str(width), str(height), fmt, str(size), "1" if reencoded else ""]
+    for place, w, h, f, b in variants:
+        fields_ += [place, str(w), str(h), f, str(b)]
     return _SEP.join(fields_)
 
 
@@ -200,14 +222,16 @@ class Report:
         yield '{\n  "errors": ' + _flat(self.errors, string) + ',\n  "images": '
         if self.images:
             sep = "{\n"
-            if isinstance(self.images, ImageTable):  # read from the strings, never copied
-                for rel, row in sorted(self.images.rows()):
-                    yield sep + _image(string(rel), unpack(rel, row), string)
-                    sep = ",\n"
-            else:
-                for rel, entry in sorted(self.images.items()):
-                    yield sep + _image(string(rel), entry, string)
-                    sep = ",\n"
+            images = self.images
+            # From an ImageTable's strings, a record at a time: never a copy of the table.
+            entries = (
+                ((rel, unpack(rel, row)) for rel, row in sorted(images.rows()))
+                if isinstance(images, ImageTable)
+                else iter(sorted(images.items()))
+            )
+            for rel, entry in entries:
+                yield sep + _image(string(rel), entry, string)
+                sep = ",\n"
             yield "\n  }"
         else:
             yield "{}"
