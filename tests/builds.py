@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -91,3 +93,14 @@ def variants_of(site: Path, rel: str) -> list[Path]:
 def cache_files(cache: Path) -> set[str]:
     """Every file in the cache folder, by relative path."""
     return {p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file()}
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(out.stdout.split())

@@ -6,8 +6,6 @@ output, and a start-up that imports only what the command needs."""
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,8 @@ from ssg_dmi.formats import VariantFormat
 from ssg_dmi.policy import DMI, ImagePolicy
 from ssg_dmi.settings import Originals
 from ssg_dmi.settings.watermark import Watermark
+
+from .builds import modules_after
 
 
 def store(cache: Cache, key: str, data: bytes) -> Output:
@@ -79,16 +79,6 @@ def test_the_fingerprint_is_made_once_per_policy_and_options(
     marked = dataclasses.replace(shared, watermark=Watermark(text="© me"))
     again = Job("site", ("m.jpg",), "e" * 64, 10, ImagePolicy(), marked, None)
     assert again.fingerprint != jobs[0].fingerprint and len(made) == 3  # a copy starts empty
-
-
-def modules_after(code: str) -> set[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return set(out.stdout.split())
 
 
 def test_import_and_a_build_start_without_the_audit_and_image_commands(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ Measured by what the driver holds (tracemalloc) and what it imports, never by ti
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,7 +20,7 @@ from ssg_dmi.build.pipeline import run
 from ssg_dmi.build.report import ImageResult, ImageTable, OriginalFile, Report, VariantFile
 from ssg_dmi.images import variants
 
-from .builds import settings
+from .builds import modules_after, settings
 
 
 def test_the_variant_extensions_are_the_image_engines() -> None:
@@ -118,16 +116,6 @@ def test_a_warm_build_holds_no_record_per_image_beyond_its_report(
     # seals, ~0.6 KB). With every job, result and report record held at once (and no
     # seals yet): ~2.0 KB.
     assert (large - small) / 2000 < 1500
-
-
-def modules_after(code: str) -> set[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport sys\nprint(' '.join(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return set(out.stdout.split())
 
 
 def test_a_rebuild_with_nothing_to_do_never_loads_the_image_libraries(tmp_path: Path) -> None:
