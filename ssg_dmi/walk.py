@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .formats import is_image_name
-from .fsutil import shown
+from .fsutil import TEMP_PREFIX, TEMP_SUFFIX, shown
 
 log = logging.getLogger("ssg_dmi.walk")
 
@@ -36,8 +36,6 @@ VARIANT_NAME = re.compile(
     re.IGNORECASE,
 )
 PAGE_SUFFIXES = (".html", ".htm")
-# Left by a write that was killed between its temp file and the rename.
-TEMP_PREFIX, TEMP_SUFFIX = ".ssg-dmi-", ".tmp"
 DANGLING = "a link to nothing (dangling)"
 
 

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -57,6 +57,10 @@ class Output:
     sha256: str
     bytes: int
     name: str
+
+
+# An output's fields, in an entry's JSON (not `asdict`: it deep-copies every value).
+_OUTPUT_FIELDS = tuple(f.name for f in fields(Output))
 
 
 def sha256(data: bytes) -> str:
@@ -222,7 +226,8 @@ class Cache:
                     seals[output.sha256] = seal
             else:
                 self.store.write(blob, data)
-        entry: dict[str, Any] = {"outputs": [asdict(o) for o, _ in items], "extra": extra or {}}
+        outputs_ = [{f: getattr(o, f) for f in _OUTPUT_FIELDS} for o, _ in items]
+        entry: dict[str, Any] = {"outputs": outputs_, "extra": extra or {}}
         if seals:
             entry["seals"] = {"boot": boot_id(), "blobs": seals}
         text = json.dumps(entry, sort_keys=True).encode()

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..contract import signals as signals_of
 from ..errors import BuildInterrupted, ConfigError
-from ..fsutil import atomic_write, shown
+from ..fsutil import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, shown
 from ..pages import context as pagehtml  # the records; the rewriter only when a page needs it
 from ..pages.overrides import PageStore, collect_all, dmi_value
 from ..pages.scan import scan
@@ -376,5 +376,5 @@ def sweep_temp_files(*folders: Path | None) -> None:
             continue
         for here, _dirs, files in os.walk(folder):
             for name in files:
-                if name.startswith(".ssg-dmi-") and name.endswith(".tmp"):
+                if name.startswith(TEMP_PREFIX) and name.endswith(TEMP_SUFFIX):
                     Path(here, name).unlink(missing_ok=True)

@@ -26,14 +26,13 @@ import functools
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ConfigError, first_line
-from ..fsutil import atomic_write, shown
+from ..fsutil import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, new_temp, replacing, shown
 
 REMOTE_SCHEMES = ("s3://",)
 
@@ -172,27 +171,16 @@ class FolderStore:
         if boot_id() is None:
             self.write(name, data)
             return None
-        path = self._prefix + name
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=folder)
-        try:
-            with open(fd, "wb", closefd=False) as handle:
+        with replacing(self._prefix + name, 0o644) as temp:
+            with open(temp.fd, "wb", closefd=False) as handle:
                 handle.write(data)
             stamp, stamped = time.time_ns() - SEAL_STAMP_AGE_NS, True
             try:
-                os.utime(fd, ns=(stamp, stamp))
+                os.utime(temp.fd, ns=(stamp, stamp))
             except OSError:  # a file system that refuses it: the blob, without a seal
                 stamped = False
-            os.fchmod(fd, 0o644)
-            os.replace(tmp, path)
-            info = os.fstat(fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        finally:
-            os.close(fd)
+        info = temp.info
+        assert info is not None
         if not stamped or info.st_mtime_ns != stamp or info.st_size != len(data):
             return None
         return file_state(info)
@@ -215,7 +203,7 @@ class FolderStore:
         found = []
         for here, _dirs, files in os.walk(base):
             for file in files:
-                if file.startswith(".ssg-dmi-"):
+                if file.startswith(TEMP_PREFIX):
                     continue
                 path = Path(here, file)
                 try:
@@ -230,7 +218,7 @@ class FolderStore:
 
     def check_writable(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".ssg-dmi-", suffix=".tmp", dir=self.root)
+        fd, probe = new_temp(os.fspath(self.root))
         try:
             os.write(fd, b"probe")
             os.fsync(fd)
@@ -243,7 +231,7 @@ class FolderStore:
 
     def sweep(self) -> None:
         """Remove temp files that a killed build left."""
-        for stale in self.root.rglob(".ssg-dmi-*.tmp"):
+        for stale in self.root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
             stale.unlink(missing_ok=True)
 
 

@@ -1,0 +1,112 @@
+"""Atomic writes: the temp file beside the target, its name, its mode, what an error leaves."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from ssg_dmi import fsutil
+from ssg_dmi.fsutil import atomic_write, atomic_write_chunks, new_temp, replacing
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(fsutil.TEMP_PREFIX))
+
+
+def test_new_file_gets_0644_and_an_existing_one_keeps_its_mode(tmp_path: Path) -> None:
+    new = tmp_path / "deep" / "er" / "new.bin"  # folders made as needed
+    assert atomic_write(new, b"one")
+    assert new.read_bytes() == b"one"
+    assert stat.S_IMODE(new.stat().st_mode) == 0o644
+    old = tmp_path / "old.bin"
+    old.write_bytes(b"x")
+    old.chmod(0o600)
+    assert atomic_write(old, b"two")
+    assert old.read_bytes() == b"two" and stat.S_IMODE(old.stat().st_mode) == 0o600
+    assert leftovers(tmp_path) == leftovers(new.parent) == []
+
+
+def test_same_bytes_are_not_written_again(tmp_path: Path) -> None:
+    path = tmp_path / "same.bin"
+    path.write_bytes(b"abc")
+    before = path.stat()
+    assert not atomic_write(path, b"abc")
+    assert not atomic_write_chunks(path, [b"a", b"bc"])
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert atomic_write_chunks(path, [b"a", b"bd"]) and path.read_bytes() == b"abd"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_link_is_replaced_by_a_file_and_its_target_left_alone(tmp_path: Path) -> None:
+    target = tmp_path / "target.bin"
+    target.write_bytes(b"abc")
+    link = tmp_path / "link.bin"
+    link.symlink_to(target)
+    # Same bytes through the link: still written, as a file of its own.
+    assert atomic_write(link, b"abc")
+    assert not link.is_symlink() and link.read_bytes() == b"abc"
+    link.unlink()
+    link.symlink_to(target)
+    assert atomic_write_chunks(link, [b"abc"])
+    assert not link.is_symlink() and target.read_bytes() == b"abc"
+
+
+def test_an_error_while_filling_leaves_no_temp_file_and_the_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "kept.bin"
+    path.write_bytes(b"old")
+
+    def chunks() -> list[bytes]:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        atomic_write_chunks(path, (c for c in chunks()))
+    with pytest.raises(RuntimeError), replacing(os.fspath(path)) as temp:
+        os.write(temp.fd, b"new")
+        raise RuntimeError("boom")
+    assert path.read_bytes() == b"old" and leftovers(tmp_path) == []
+
+
+def test_replacing_reports_the_moved_file_and_keep_old_drops_it(tmp_path: Path) -> None:
+    path = os.fspath(tmp_path / "blob")
+    with replacing(path, 0o640) as temp:
+        os.write(temp.fd, b"12345")
+    assert temp.info is not None and temp.info.st_ino == os.stat(path).st_ino
+    assert temp.info.st_size == 5 and stat.S_IMODE(temp.info.st_mode) == 0o640
+    with replacing(path) as again:
+        os.write(again.fd, b"other")
+        again.keep_old()
+    assert again.info is None and Path(path).read_bytes() == b"12345"
+    assert leftovers(tmp_path) == []
+
+
+def test_temp_names_skip_a_name_a_killed_writer_left(tmp_path: Path) -> None:
+    fd, first = new_temp(os.fspath(tmp_path))
+    os.close(fd)
+    token = fsutil._token
+    upcoming = next(fsutil._counter) + 1
+    stale = tmp_path / f"{fsutil.TEMP_PREFIX}{token}-{upcoming}{fsutil.TEMP_SUFFIX}"
+    stale.write_bytes(b"left by a killed build")
+    fd, second = new_temp(os.fspath(tmp_path))
+    os.close(fd)
+    assert second not in (first, os.fspath(stale))
+    assert stale.read_bytes() == b"left by a killed build"  # never opened again
+    assert Path(second).name.startswith(fsutil.TEMP_PREFIX)
+    assert Path(second).name.endswith(fsutil.TEMP_SUFFIX)
+
+
+def test_a_forked_child_names_its_temp_files_apart_from_its_parent(tmp_path: Path) -> None:
+    parent = fsutil._token
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its token, then leave without cleanup handlers
+        os.write(write, fsutil._token.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    assert child and child != parent and fsutil._token == parent
