@@ -197,7 +197,7 @@ def test_changed_settings_rewrite_the_pages(
     [
         b"not json",
         b"[]",
-        b'{"format": 1, "code": 5, "pages": []}',
+        b'{"format": 2, "code": 5, "pages": []}',
         None,  # the real record with each entry's fields of the wrong type
     ],
 )
@@ -208,8 +208,12 @@ def test_a_malformed_record_is_ignored(
     (path,) = (cache / "v1" / "pages").iterdir()
     if record is None:
         raw = json.loads(path.read_bytes())
-        raw["pages"] = {rel: [1, "x", None] for rel in raw["pages"]}
-        raw["scans"] = {rel: [e[0], e[1], 3, {}, [], [[1]]] for rel, e in raw["scans"].items()}
+        raw["pages"] = {rel: json.dumps([1, "x", None]) for rel in raw["pages"]}
+        raw["scans"] = {
+            rel: json.dumps([*json.loads(e)[:2], 3, {}, [], [[1]]])
+            for rel, e in raw["scans"].items()
+        }
+        raw["pages"]["index.html"] = ["an entry that is not text"]
         record = json.dumps(raw).encode()
     path.write_bytes(record)
     before = files(site)
