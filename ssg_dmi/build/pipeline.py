@@ -25,23 +25,28 @@ from ..settings.watermark import Watermark
 from ..walk import site_images, variant_source
 from .cache import Cache, Output, hash_files, sha256
 from .report import ImageTable, Report, Summary, row_of, unpack
-from .spec import Job, JobResult, Options, cached_result, variant_path, variant_suffix
+from .spec import Job, JobResult, Options, cached_result, variant_suffix
 from .store import CacheLocation, is_remote, start_method_for
 from .workers import Progress, Workers, execute
 
 log = logging.getLogger("ssg_dmi.build.pipeline")
+
+# Our variants found in the site, by the site path of their image: the suffixes their paths
+# add to it (``-960w.0123456789.webp``), NUL-joined. One text per image, not a list of
+# paths: a warm build of a large site holds the listing of every image at once.
+Listing = dict[str, str]
 
 
 def discover(
     site: Path,
     settings: Settings,
     cache_dir: CacheLocation | None,
-    existing: dict[str, list[str]] | None = None,
+    existing: Listing | None = None,
     skipped: list[str] | None = None,
 ) -> Iterator[str]:
     """Site-relative POSIX paths of the images to process, sorted: :func:`site_images` less
     our own variants, with include/exclude globs applied. Our variants found on the way are
-    added to ``existing`` (by the site path of their source)."""
+    added to ``existing`` (see :data:`Listing`)."""
     skip = cache_dir if isinstance(cache_dir, Path) else None
     # The paths of the folder being listed, so a variant's entry in ``existing`` is keyed by
     # the same text object as its source (not a copy per image held all build long).
@@ -57,7 +62,9 @@ def discover(
             if settings.matches(rel):
                 yield rel
         elif existing is not None:
-            existing.setdefault(here.get(source, source), []).append(rel)
+            key, suffix = here.get(source, source), rel[len(source) :]
+            old = existing.get(key)
+            existing[key] = suffix if old is None else f"{old}\0{suffix}"
 
 
 def plan_jobs(
@@ -65,7 +72,7 @@ def plan_jobs(
     settings: Settings,
     cache_dir: CacheLocation | None,
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
-    existing: dict[str, list[str]] | None = None,
+    existing: Listing | None = None,
     skipped: list[str] | None = None,
 ) -> tuple[list[Job], dict[str, str]]:
     """One job per distinct (source bytes, policy, watermark): ``overrides`` gives each file
@@ -86,7 +93,7 @@ def plan_stream(
     settings: Settings,
     cache_dir: CacheLocation | None,
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
-    existing: dict[str, list[str]] | None = None,
+    existing: Listing | None = None,
     skipped: list[str] | None = None,
 ) -> tuple[Iterator[Job], dict[str, str]]:
     """:func:`plan_jobs`' jobs made one at a time, in no set order (the site is walked,
@@ -187,7 +194,7 @@ def run(
         raise FileNotFoundError(f"{site}: no such site folder")
     warnings: list[str] = []
     cache_dir = usable_cache(cache_dir, warnings)
-    existing: dict[str, list[str]] = {}
+    existing: Listing = {}
     skipped: list[str] = []
     stream, errors = plan_stream(site, settings, cache_dir, overrides, existing, skipped)
     report = Report(errors=dict(errors), warnings=warnings, skipped=skipped)
@@ -353,7 +360,7 @@ def already_placed(
     site: Path,
     jobs: Iterable[Job],
     cache_dir: CacheLocation | None,
-    existing: Mapping[str, list[str]],
+    existing: Mapping[str, str],
     done: Callable[[JobResult], None] | None = None,
 ) -> tuple[list[JobResult], list[Job]]:
     """The results of the jobs whose outputs are all in the site already (a rebuild with
@@ -382,9 +389,7 @@ def already_placed(
     return placed, todo
 
 
-def _placed(
-    site: Path, job: Job, cache: Cache, existing: Mapping[str, list[str]]
-) -> JobResult | None:
+def _placed(site: Path, job: Job, cache: Cache, existing: Mapping[str, str]) -> JobResult | None:
     """What the worker would report for ``job`` when every output is in place already
     (a cache hit that writes nothing); None when anything is missing or differs. The
     entry alone decides (its blobs are not needed: the site holds the outputs)."""
@@ -397,12 +402,14 @@ def _placed(
         return None
     root = os.fspath(site)  # joined as text: pathlib's parsing would cost more than the lstat
     for rel in job.relpaths:
-        present = set(existing.get(rel, ()))
+        present = set(existing.get(rel, "").split("\0"))
         if not _regular(os.path.join(root, rel), original.bytes):
             return None
         for output in outputs[1:]:
-            path = variant_path(rel, output)
-            if path not in present or not _regular(os.path.join(root, path), output.bytes):
+            suffix = variant_suffix(output)
+            if suffix not in present or not _regular(
+                os.path.join(root, rel + suffix), output.bytes
+            ):
                 return None
     return cached_result(job, outputs, extra)
 
@@ -434,14 +441,19 @@ def usable_cache(cache_dir: CacheLocation | None, warnings: list[str]) -> CacheL
     return cache_dir
 
 
-def stale_variants(report: Report, existing: Mapping[str, list[str]]) -> list[str]:
+def stale_variants(report: Report, existing: Mapping[str, str]) -> list[str]:
     """Our variants beside each processed image that its new outputs do not include."""
     stale = []
     for rel, old in existing.items():  # the images with variants beside them: few or all
         if rel in report.images:
             keep = {v.path for v in report.images[rel].variants}
-            stale += [path for path in old if path not in keep]
+            stale += [path for path in listed(rel, old) if path not in keep]
     return sorted(stale)
+
+
+def listed(rel: str, suffixes: str) -> list[str]:
+    """The paths of the variants a :data:`Listing` gives for the image at ``rel``."""
+    return [rel + suffix for suffix in suffixes.split("\0")]
 
 
 def remove_stale(site: Path, report: Report) -> int:
@@ -480,7 +492,7 @@ class Collector:
     keys the build used. :meth:`fill` puts them in the report in the order of the sources'
     first paths, as a report made from every result at once had them."""
 
-    def __init__(self, record: bool, existing: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, record: bool, existing: Listing | None = None) -> None:
         self.record = record  # whether the keys used are kept (for the cache's record)
         # Our variants found in the site, by image: each image's entry is settled (its
         # stale variants noted) and dropped as its result comes, not held to the end.
@@ -544,9 +556,8 @@ class Collector:
         for rel in paths:
             old = existing.pop(rel, None)
             if old:
-                suffixes = suffixes or [variant_suffix(v) for v in made]
-                keep = {rel + suffix for suffix in suffixes}
-                self.stale += [path for path in old if path not in keep]
+                suffixes = suffixes or {variant_suffix(v) for v in made}
+                self.stale += [rel + s for s in old.split("\0") if s not in suffixes]
 
     def fill(self, report: Report) -> None:
         """Put what was collected into ``report`` (its images, errors, notes, summary)."""
