@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from build import run_env  # bench/build.py: runs with bytecode, as an installed package has it
+
 REPO = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "ssg_dmi.cli"]
 PER_PAGE = 20
@@ -83,7 +85,11 @@ def measure(name: str, cmd: list[str], log: Path, env: dict[str, str] | None = N
     with log.open("w") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})}
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env={**run_env(log.parent), **(env or {})},
         )
         peaks: dict[int, int] = {}
 
