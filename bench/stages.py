@@ -95,7 +95,7 @@ def instrument(stages: Stages) -> None:
     import ssg_dmi.cli  # noqa: F401 - loads the modules whose references are patched
     from ssg_dmi import fsutil
     from ssg_dmi.build import cache, job  # noqa: F401
-    from ssg_dmi.images import pixels, tagging, variants
+    from ssg_dmi.images import pixels, tagging, variants, webp_direct
 
     def save_stage(im: Any, fp: Any, format: str | None = None, **_: Any) -> str:
         return f"encode {(format or '?').lower()}"
@@ -120,6 +120,7 @@ def instrument(stages: Stages) -> None:
         (pixels.open_image, "open (headers)"),
         (pixels.count_frames, "open (headers)"),
         (pixels.exif_orientation, "orient"),
+        (webp_direct.decode, "decode webp"),  # libwebp called directly (a still WebP's draft)
         (variants.normalise, "convert (mode, ICC)"),
         (tagging.plan, "tag"),
         (cache.sha256, "hash"),

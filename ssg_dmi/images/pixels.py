@@ -14,6 +14,7 @@ from typing import IO
 from PIL import Image, ImageCms, ImageSequence
 
 from ..errors import ImageError, describe
+from . import webp_direct
 from .containers import Format
 
 PILLOW_FORMATS = {
@@ -159,14 +160,23 @@ def decode_upright(
 ) -> Image.Image:
     """Decode an image and turn it upright per its EXIF orientation.
 
-    ``draft`` (JPEG only) lets libjpeg decode at the smallest 1/2, 1/4 or 1/8 scale that is
-    still at least that large (in upright pixels), which is far cheaper than a full decode.
+    ``draft`` (in upright pixels, the largest size the caller will resize to) lets libjpeg
+    decode at the smallest 1/2, 1/4 or 1/8 scale that is still at least that large, which is
+    far cheaper than a full decode. With a draft, a still WebP is decoded by libwebp straight
+    into the image (:mod:`.webp_direct`): Pillow's very pixels, for a fifth less CPU. The
+    full size is what ``max_pixels`` is checked against.
     """
     im = open_image(data, fmt, max_pixels)
+    direct = None
     if draft and fmt is Format.JPEG:
         sideways = exif_orientation(im) in (5, 6, 7, 8)
         im.draft("RGB" if im.mode == "RGB" else None, draft[::-1] if sideways else draft)
-    load(im, max_pixels)
+    elif draft and fmt is Format.WEBP:
+        direct = _webp_direct(im, data)
+    if direct is None:
+        load(im, max_pixels)
+    else:
+        im = direct
     orientation = exif_orientation(im)
     if orientation == 1:
         return im
@@ -176,6 +186,28 @@ def decode_upright(
     upright = im.transpose(UPRIGHT[orientation])
     upright.info.pop("exif", None)
     return upright
+
+
+def _webp_direct(im: Image.Image, data: bytes | IO[bytes]) -> Image.Image | None:
+    """An opened (not decoded) still WebP decoded by libwebp itself, at its full size, with
+    the mode and ``info`` Pillow's decode gives; None where libwebp refuses (then Pillow
+    decodes it). Not smaller: libwebp can decode at any smaller size, but every size tried
+    moved some variant's SSIMULACRA2 by over 0.5 points (see bench/README.md)."""
+    if getattr(im, "n_frames", 1) != 1 or im.mode not in ("RGB", "RGBA"):
+        return None
+    if not isinstance(data, bytes):
+        try:
+            data.seek(0)
+            data = data.read()
+        except (OSError, ValueError):
+            return None
+    decoded = webp_direct.decode(data, im.size, im.mode)
+    if decoded is None:
+        return None
+    # As Pillow's WebP decode leaves them: the file's ICC, EXIF, XMP, loop and background
+    # read at open, and the (still) frame's timing.
+    decoded.info = {**im.info, "timestamp": 0, "duration": 0}
+    return decoded
 
 
 # EXIF orientation -> the transpose that turns stored pixels upright (as ImageOps does).
