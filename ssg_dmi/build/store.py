@@ -179,9 +179,8 @@ class FolderStore:
                 os.utime(temp.fd, ns=(stamp, stamp))
             except OSError:  # a file system that refuses it: the blob, without a seal
                 stamped = False
-        info = temp.info
-        assert info is not None
-        if not stamped or info.st_mtime_ns != stamp or info.st_size != len(data):
+        info = temp.info  # the file as moved into place
+        if info is None or not stamped or info.st_mtime_ns != stamp or info.st_size != len(data):
             return None
         return file_state(info)
 
