@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import filecmp
 import itertools
 import logging
@@ -113,6 +114,71 @@ def atomic_write(path: Path | str, data: bytes) -> bool:
     except OSError:
         pass
     return _through_temp(target, lambda handle: handle.write(data), unless_same=False)
+
+
+def atomic_copy(path: Path | str, source: int, size: int) -> bool:
+    """:func:`atomic_write` of the first ``size`` bytes of the open file ``source``, copied
+    by the kernel (:func:`copy_range`): no buffer in this process, and on a file system
+    that shares extents (btrfs, XFS) a reflink that copies no data at all. Unlike a hard
+    link, the new file is its own: writing into it later never changes ``source``.
+
+    Returns False (and writes nothing) when the file already holds exactly these bytes.
+    """
+    target = os.fspath(path)
+    if _holds(target, source, size):
+        return False
+    with replacing(target) as temp:
+        copy_range(source, temp.fd, size)
+    return True
+
+
+# copy_file_range errors that mean "not between these files": copied by reads and writes.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
+_CHUNK = 1 << 20
+
+
+def copy_range(source: int, dest: int, size: int) -> None:
+    """Copy bytes ``0..size`` of ``source`` to ``dest`` at its position, by
+    ``copy_file_range`` where the kernel and file systems allow it, else by reads and
+    writes. OSError when ``source`` ends before ``size``."""
+    done = 0
+    if hasattr(os, "copy_file_range"):
+        try:
+            while done < size:
+                step = os.copy_file_range(source, dest, size - done, done)
+                if step == 0:
+                    break
+                done += step
+        except OSError as exc:
+            if exc.errno not in _NO_KERNEL_COPY:
+                raise
+    while done < size:
+        chunk = memoryview(os.pread(source, min(_CHUNK, size - done), done))
+        if not chunk:
+            break
+        done += len(chunk)
+        while chunk:
+            chunk = chunk[os.write(dest, chunk) :]
+    if done != size:
+        raise OSError(errno.EIO, f"the file ended at {done} of {size} bytes")
+
+
+def _holds(target: str, source: int, size: int) -> bool:
+    """Whether ``target`` is a regular file with exactly bytes ``0..size`` of ``source``."""
+    try:
+        info = os.lstat(target)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+            return False
+        with open(target, "rb") as handle:
+            offset = 0
+            while offset < size:
+                mine = handle.read(_CHUNK)
+                if not mine or mine != os.pread(source, len(mine), offset):
+                    return False
+                offset += len(mine)
+            return True
+    except OSError:
+        return False
 
 
 def atomic_write_chunks(path: Path | str, chunks: Iterable[bytes]) -> bool:

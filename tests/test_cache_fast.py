@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ssg_dmi import fsutil
 from ssg_dmi.build import cache as cache_module
 from ssg_dmi.build import store as store_module
 from ssg_dmi.build.cache import Cache, Output, hash_files
@@ -252,6 +253,92 @@ def test_a_warm_build_reads_sealed_blobs_without_hashing_and_gives_the_same_site
     assert second.summary["cache_hits"] == second.summary["sources"] == 4
     assert len(blobs) > 4 and not blobs & set(hashes)  # (cache keys are hashed, no blob)
     assert tree(tmp_path / "two") == tree(tmp_path / "one")
+
+
+# --- sealed blobs copied into the site by the kernel ---------------------------------------
+
+IMAGE_SUFFIXES = (".jpg", ".png", ".webp")
+
+
+@pytest.fixture
+def copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every kernel copy (fsutil.copy_range) made."""
+    calls: list[int] = []
+    real = fsutil.copy_range
+
+    def counting(source: int, dest: int, size: int) -> None:
+        calls.append(size)
+        real(source, dest, size)
+
+    monkeypatch.setattr(fsutil, "copy_range", counting)
+    return calls
+
+
+@needs_boot_id
+def test_a_warm_build_copies_each_sealed_blob_into_the_site_by_the_kernel(
+    tmp_path: Path, pristine: Path, hashes: list[int], copies: list[int]
+) -> None:
+    cache = tmp_path / "cache"
+    build(copy_site(pristine, tmp_path / "one"), cache, **CACHED)
+    copies.clear()
+    hashes.clear()
+    second = build(copy_site(pristine, tmp_path / "two"), cache, **CACHED)
+    assert second.summary["cache_hits"] == second.summary["sources"] == 4
+    assert tree(tmp_path / "two") == tree(tmp_path / "one")
+    # Every image file the build changed or made (the duplicate's too) is one copy, and
+    # nothing was hashed or read into memory for it.
+    source = tree(pristine)
+    made = [
+        len(data)
+        for rel, data in tree(tmp_path / "two").items()
+        if rel.endswith(IMAGE_SUFFIXES) and source.get(rel) != data
+    ]
+    assert len(made) > 8 and sorted(copies) == sorted(made)
+    blobs = {p.stat().st_size for p in (cache / "v1" / "objects").glob("*/*")}
+    assert not blobs & set(hashes)
+
+
+def test_an_unsealed_blob_is_not_copied(tmp_path: Path, copies: list[int]) -> None:
+    output, _ = stored(tmp_path)
+    cache = Cache(tmp_path / "cache")
+    target = os.fspath(tmp_path / "site" / "out.webp")
+    assert cache.copy(output, [target]) is None  # no entry read: no seal known
+    assert cache.get(KEY, blobs=False) is not None  # an entry-only look keeps no seal
+    assert cache.copy(output, [target]) is None
+    assert copies == [] and not os.path.exists(target)
+
+
+@needs_boot_id
+@pytest.mark.parametrize("change", ["touched", "other bytes"])
+def test_a_blob_that_changes_while_copied_is_hashed_and_the_site_comes_out_right(
+    tmp_path: Path,
+    pristine: Path,
+    hashes: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    cache = tmp_path / "cache"
+    build(copy_site(pristine, tmp_path / "one"), cache, **CACHED)
+    real, changed = fsutil.copy_range, []
+
+    def changing(source: int, dest: int, size: int) -> None:
+        real(source, dest, size)
+        if not changed:  # the first blob, right after it was copied
+            with open(f"/proc/self/fd/{source}", "r+b") as blob:
+                changed.append(blob.name)
+                if change == "touched":
+                    os.utime(blob.fileno())
+                else:
+                    blob.write(b"\0")
+
+    monkeypatch.setattr(fsutil, "copy_range", changing)
+    hashes.clear()
+    second = build(copy_site(pristine, tmp_path / "two"), cache, **CACHED)
+    assert changed and hashes  # the seal no longer held: the blob was read and hashed
+    assert second.summary["errors"] == 0
+    assert tree(tmp_path / "two") == tree(tmp_path / "one")
+    for blob in (cache / "v1" / "objects").glob("*/*"):  # a damaged blob was stored anew
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
 
 
 # --- hash_files ---------------------------------------------------------------------------

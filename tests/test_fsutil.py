@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ssg_dmi import fsutil
-from ssg_dmi.fsutil import atomic_write, atomic_write_chunks, new_temp, replacing
+from ssg_dmi.fsutil import atomic_copy, atomic_write, atomic_write_chunks, new_temp, replacing
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -110,3 +111,90 @@ def test_a_forked_child_names_its_temp_files_apart_from_its_parent(tmp_path: Pat
     child = os.read(read, 100).decode()
     os.close(read)
     assert child and child != parent and fsutil._token == parent
+
+
+# --- atomic_copy: a kernel copy from an open file ------------------------------------------
+
+
+def copy_from(source: Path, target: Path, size: int | None = None) -> bool:
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        return atomic_copy(target, fd, source.stat().st_size if size is None else size)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("length", [0, 1, 4096, 3 * (1 << 20) + 17])
+def test_atomic_copy_gives_the_bytes_as_a_file_of_its_own(tmp_path: Path, length: int) -> None:
+    data = os.urandom(length)
+    source, target = tmp_path / "source.bin", tmp_path / "out" / "target.bin"
+    source.write_bytes(data)
+    assert copy_from(source, target)
+    assert target.read_bytes() == data and stat.S_IMODE(target.stat().st_mode) == 0o644
+    # Not a link: writing into the copy in place (as Pelican copies its static files over
+    # the output, or `mkdocs build --dirty`) never reaches the source.
+    assert target.stat().st_ino != source.stat().st_ino
+    with open(target, "r+b") as handle:
+        handle.write(b"changed")
+    assert source.read_bytes() == data
+    assert leftovers(tmp_path) == leftovers(target.parent) == []
+
+
+def test_atomic_copy_of_the_same_bytes_writes_nothing(tmp_path: Path) -> None:
+    source, target = tmp_path / "source.bin", tmp_path / "target.bin"
+    source.write_bytes(b"x" * 5000)
+    target.write_bytes(b"x" * 5000)
+    target.chmod(0o600)
+    before = target.stat()
+    assert not copy_from(source, target)
+    assert (target.stat().st_ino, target.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    target.write_bytes(b"x" * 4999 + b"y")  # same size, another byte
+    assert copy_from(source, target)
+    assert target.read_bytes() == b"x" * 5000 and stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("refusal", ["EXDEV", "ENOSYS", "EINVAL", "EOPNOTSUPP", "missing"])
+def test_atomic_copy_falls_back_to_reads_and_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: str
+) -> None:
+    """Where copy_file_range is refused (another file system, an old kernel, a
+    platform without it), after part of the file or at once, the bytes still arrive."""
+    data = os.urandom(3 * (1 << 20) + 5)
+    source, target = tmp_path / "source.bin", tmp_path / "target.bin"
+    source.write_bytes(data)
+    if refusal == "missing":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    else:
+        real, calls = os.copy_file_range, []
+
+        def partial(src: int, dst: int, count: int, offset_src: int | None = None) -> int:
+            calls.append(count)
+            if len(calls) > 1:
+                raise OSError(getattr(errno, refusal), refusal)
+            return real(src, dst, min(count, 1000), offset_src)  # a short first step
+
+        monkeypatch.setattr(os, "copy_file_range", partial)
+    assert copy_from(source, target)
+    assert target.read_bytes() == data
+
+
+def test_atomic_copy_of_a_file_that_ends_early_leaves_the_target(tmp_path: Path) -> None:
+    source, target = tmp_path / "source.bin", tmp_path / "target.bin"
+    source.write_bytes(b"short")
+    target.write_bytes(b"old")
+    with pytest.raises(OSError, match="ended at 5 of 9 bytes"):
+        copy_from(source, target, size=9)
+    assert target.read_bytes() == b"old" and leftovers(tmp_path) == []
+
+
+def test_atomic_copy_raises_a_real_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source, target = tmp_path / "source.bin", tmp_path / "target.bin"
+    source.write_bytes(b"bytes")
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    with pytest.raises(OSError, match="No space"):
+        copy_from(source, target)
+    assert not target.exists() and leftovers(tmp_path) == []

@@ -18,11 +18,13 @@ libraries this module loads.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ConfigError, ContainerError, ImageError
+from ..fsutil import atomic_write
 from ..images import pixels, png_splice, variants, watermark
 from ..images.containers import Format
 from ..images.optimize import pays, worth_reencoding
@@ -294,13 +296,7 @@ def _run(job: Job, result: JobResult) -> None:
         raise ImageError(job.failed)
     site = Path(job.site)
     cache = Cache(job.cache_dir) if job.cache_dir else None
-    hit = _from_cache(cache, job.key)
-    if hit is not None:
-        pairs, extra = hit
-        result.cache_hit = True
-        result.reencoded = bool(extra.get("reencoded", False))
-        result.notes += [str(n) for n in extra.get("notes", [])]
-    else:
+    if cache is None or not _from_cache(cache, job, site, result):
         data = job.data if job.data is not None else (site / job.relpaths[0]).read_bytes()
         # Changed since the plan, or damaged on the way; unless it is this job's own output.
         if sha256(data) != job.source_sha and not _placed_before(data, job, cache):
@@ -314,14 +310,14 @@ def _run(job: Job, result: JobResult) -> None:
                 cache.put(job.key, pairs, extra, aliases=alias_keys(job, pairs[0][0]))
             except OSError as exc:  # a cache is an optimisation: the image is still done
                 result.cache_error = str(exc.strerror or exc)
-    result.outputs = [o for o, _ in pairs]
+        result.outputs = [o for o, _ in pairs]
+        if job.deliver == "result":
+            result.payload = [d for _, d in pairs]
+        elif job.deliver == "site":
+            for relpath in job.relpaths:
+                result.written += place(site, relpath, pairs)
     if cache is not None:
-        result.aliases = alias_keys(job, pairs[0][0])
-    if job.deliver == "result":
-        result.payload = [d for _, d in pairs]
-    elif job.deliver == "site":
-        for relpath in job.relpaths:
-            result.written += place(site, relpath, pairs)
+        result.aliases = alias_keys(job, result.outputs[0])
 
 
 def _placed_before(data: bytes, job: Job, cache: Cache | None) -> bool:
@@ -338,15 +334,50 @@ def _placed_before(data: bytes, job: Job, cache: Cache | None) -> bool:
         return False
 
 
-def _from_cache(
-    cache: Cache | None, key: str
-) -> tuple[list[tuple[Output, bytes]], dict[str, Any]] | None:
-    """A cache hit's outputs and facts; None on a miss or a damaged entry (then redone)."""
-    stored = cache.get(key) if cache else None
-    if cache is None or stored is None:
-        return None
+def _from_cache(cache: Cache, job: Job, site: Path, result: JobResult) -> bool:
+    """Deliver a cache hit into ``result`` (and the site); False on a miss or a damaged
+    entry or blob (then the job is done again)."""
+    stored = cache.get(job.key)
+    if stored is None:
+        return False
     outputs, extra = stored
-    try:
-        return [(o, cache.read(o)) for o in outputs], extra
-    except OSError:
-        return None
+    if job.deliver == "site":
+        written = _place_stored(cache, site, job.relpaths, outputs)
+        if written is None:
+            return False
+        result.written = written
+    else:  # read, which checks every blob
+        try:
+            payload = [cache.read(o) for o in outputs]
+        except OSError:
+            return False
+        if job.deliver == "result":
+            result.payload = payload
+    result.outputs, result.cache_hit = outputs, True
+    result.reencoded = bool(extra.get("reencoded", False))
+    result.notes += [str(n) for n in extra.get("notes", [])]
+    return True
+
+
+def _place_stored(
+    cache: Cache, site: Path, relpaths: tuple[str, ...], outputs: list[Output]
+) -> int | None:
+    """A hit's outputs into the site, in :func:`place`'s order (variants first, the
+    originals last): each copied by the kernel from its blob when a seal vouches for it,
+    else read and hashed. How many files were written; None when a blob is missing or
+    damaged (the job is then done again: the sources are not touched until the last)."""
+    root, written = os.fspath(site), 0
+    for output in (*outputs[1:], outputs[0]):
+        if output is outputs[0]:
+            targets = [os.path.join(root, r) for r in relpaths]
+        else:
+            targets = [os.path.join(root, variant_path(r, output)) for r in relpaths]
+        copied = cache.copy(output, targets)
+        if copied is None:
+            try:
+                data = cache.read(output)
+            except OSError:
+                return None
+            copied = sum(atomic_write(t, data) for t in targets)
+        written += copied
+    return written

@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ConfigError, first_line
-from ..fsutil import TEMP_PREFIX, TEMP_SUFFIX, atomic_write, new_temp, replacing, shown
+from ..fsutil import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    atomic_copy,
+    atomic_write,
+    new_temp,
+    replacing,
+    shown,
+)
 
 REMOTE_SCHEMES = ("s3://",)
 
@@ -191,6 +199,26 @@ class FolderStore:
             data = handle.read()
             info = os.fstat(handle.fileno())  # after the read: a change during it shows
         return data, seal is not None and len(data) == info.st_size and file_state(info) == seal
+
+    def copy_sealed(self, name: str, seal: FileState, targets: list[str]) -> int | None:
+        """Copy the blob ``name`` to each of ``targets`` (:func:`~ssg_dmi.fsutil.atomic_copy`:
+        by the kernel, atomically, not when a target holds these bytes already) when
+        ``seal`` vouches for it before and after: how many targets were written. None when
+        it does not (or the blob cannot be opened): the caller reads and hashes it instead,
+        and writes those bytes over whatever was copied. OSError when a target cannot be
+        written."""
+        try:
+            fd = os.open(self._prefix + name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        try:
+            if file_state(os.fstat(fd)) != seal:
+                return None
+            written = sum(atomic_copy(target, fd, seal[2]) for target in targets)
+            # A change while copying shows in the state, as after read_sealed's read.
+            return written if file_state(os.fstat(fd)) == seal else None
+        finally:
+            os.close(fd)
 
     def exists(self, name: str) -> bool:
         return os.path.isfile(self._prefix + name)
