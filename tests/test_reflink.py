@@ -83,3 +83,16 @@ def test_a_rebuild_from_the_cache_on_xfs_shares_the_blobs_blocks(xfs: Path, pris
         with open(path, "r+b") as handle:
             handle.write(b"\0" * 16)
     assert tree(cache) == blobs
+
+
+def test_a_cache_on_another_file_system_still_gives_the_same_site(
+    xfs: Path, pristine: Path, tmp_path: Path
+) -> None:
+    """The cache on the XFS, the site on the test's own folder: the kernel refuses a copy
+    between them (EXDEV) or copies it itself, and either way the bytes arrive."""
+    cache = xfs / "cache"
+    build(copy_site(pristine, tmp_path / "one"), cache, **CACHED)
+    second = build(copy_site(pristine, tmp_path / "two"), cache, **CACHED)
+    assert second.summary["cache_hits"] == second.summary["sources"]
+    assert os.stat(tmp_path / "two").st_dev != os.stat(cache).st_dev
+    assert tree(tmp_path / "two") == tree(tmp_path / "one")
