@@ -349,7 +349,7 @@ def test_hash_files_gives_each_files_hash_and_size_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
     monkeypatch.setattr(cache_module, "HASH_INLINE_BYTES", 1000)  # small and large both
-    sizes = [5000, 10, 0, 3000, 999, 1000, 20000, 7]
+    sizes = [5000, 10, 0, 3000, 999, 1000, 20000, 7, 600_001]  # the last: several chunks
     items = []
     for n, size in enumerate(sizes):
         path = tmp_path / f"f{n}"

