@@ -9,9 +9,8 @@ import itertools
 import logging
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 log = logging.getLogger("ssg_dmi.fsutil")
 
@@ -19,6 +18,8 @@ log = logging.getLogger("ssg_dmi.fsutil")
 # removes those a killed build left.
 TEMP_PREFIX, TEMP_SUFFIX = ".ssg-dmi-", ".tmp"
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+OPEN_READ = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)  # a file read by os-level calls
+_CHUNK = 1 << 20  # bytes per read or write of a large file
 _counter = itertools.count()
 
 
@@ -107,13 +108,43 @@ def atomic_write(path: Path | str, data: bytes) -> bool:
         # Sizes first: most targets differ in size, and reading them to compare would cost
         # as much as writing them.
         info = os.lstat(target)
-        if stat.S_ISREG(info.st_mode) and info.st_size == len(data):
-            with open(target, "rb") as handle:
-                if handle.read() == data:
-                    return False
+        if stat.S_ISREG(info.st_mode) and info.st_size == len(data) and read_file(target) == data:
+            return False
     except OSError:
         pass
-    return _through_temp(target, lambda handle: handle.write(data), unless_same=False)
+    with replacing(target) as temp:
+        write_all(temp.fd, data)
+    return True
+
+
+def read_file(path: str) -> bytes:
+    """The bytes of the file at ``path``, by os-level calls: Python's ``open`` adds an
+    ``ioctl``, two ``lseek`` calls, a second ``fstat`` and a buffer object per file, which
+    cost as much again as reading a small one (8.0 against 4.5 µs a cache entry)."""
+    fd = os.open(path, OPEN_READ)
+    try:
+        return read_all(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def read_all(fd: int, expected: int) -> bytes:
+    """The rest of the open file ``fd``, to its end; ``expected``: how much that is as far
+    as known (then it is read in one call, and a second finds the end)."""
+    chunks = []
+    want = expected + 1
+    while chunk := os.read(fd, want):
+        chunks.append(chunk)
+        want = _CHUNK
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write all of ``data`` to the open file ``fd`` (``os.write`` may take only part)."""
+    with memoryview(data) as whole:  # released at once: the caller may clear a bytearray
+        done = 0
+        while done < len(whole):
+            done += os.write(fd, whole[done:])
 
 
 def atomic_copy(path: Path | str, source: int, size: int) -> bool:
@@ -134,7 +165,6 @@ def atomic_copy(path: Path | str, source: int, size: int) -> bool:
 
 # copy_file_range errors that mean "not between these files": copied by reads and writes.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
-_CHUNK = 1 << 20
 
 
 def copy_range(source: int, dest: int, size: int) -> None:
@@ -153,12 +183,11 @@ def copy_range(source: int, dest: int, size: int) -> None:
             if exc.errno not in _NO_KERNEL_COPY:
                 raise
     while done < size:
-        chunk = memoryview(os.pread(source, min(_CHUNK, size - done), done))
+        chunk = os.pread(source, min(_CHUNK, size - done), done)
         if not chunk:
             break
+        write_all(dest, chunk)
         done += len(chunk)
-        while chunk:
-            chunk = chunk[os.write(dest, chunk) :]
     if done != size:
         raise OSError(errno.EIO, f"the file ended at {done} of {size} bytes")
 
@@ -169,14 +198,17 @@ def _holds(target: str, source: int, size: int) -> bool:
         info = os.lstat(target)
         if not stat.S_ISREG(info.st_mode) or info.st_size != size:
             return False
-        with open(target, "rb") as handle:
+        fd = os.open(target, OPEN_READ)
+        try:
             offset = 0
             while offset < size:
-                mine = handle.read(_CHUNK)
+                mine = os.read(fd, _CHUNK)
                 if not mine or mine != os.pread(source, len(mine), offset):
                     return False
                 offset += len(mine)
-            return True
+            return not os.read(fd, 1)
+        finally:
+            os.close(fd)
     except OSError:
         return False
 
@@ -187,18 +219,16 @@ def atomic_write_chunks(path: Path | str, chunks: Iterable[bytes]) -> bool:
     Returns False, and leaves the file as it was, when it already held exactly these bytes.
     An exception from ``chunks`` leaves no temp file and the old file untouched.
     """
-    return _through_temp(
-        os.fspath(path), lambda handle: handle.writelines(chunks), unless_same=True
-    )
-
-
-def _through_temp(target: str, fill: Callable[[BinaryIO], object], *, unless_same: bool) -> bool:
-    """Fill a temp file beside ``target``, then move it over ``target`` (keeping its mode);
-    with ``unless_same``, drop it instead when ``target`` already holds the same bytes."""
+    target = os.fspath(path)
     with replacing(target) as temp:
-        with open(temp.fd, "wb", closefd=False) as handle:
-            fill(handle)
-        if unless_same and _regular(target) and filecmp.cmp(temp.name, target, shallow=False):
+        pending = bytearray()
+        for chunk in chunks:  # gathered into large writes: the chunks may be small
+            pending += chunk
+            if len(pending) >= _CHUNK:
+                write_all(temp.fd, pending)
+                pending.clear()
+        write_all(temp.fd, pending)
+        if _regular(target) and filecmp.cmp(temp.name, target, shallow=False):
             temp.keep_old()
     return temp.info is not None
 

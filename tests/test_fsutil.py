@@ -198,3 +198,53 @@ def test_atomic_copy_raises_a_real_error(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(OSError, match="No space"):
         copy_from(source, target)
     assert not target.exists() and leftovers(tmp_path) == []
+
+
+# --- os-level reads and writes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [0, 1, 4096, (1 << 20) + 3, 3 * (1 << 20)])
+@pytest.mark.parametrize("off_by", [0, -1, 1, -(1 << 20)])
+def test_read_all_reads_to_the_end_whatever_size_was_expected(
+    tmp_path: Path, length: int, off_by: int
+) -> None:
+    data = os.urandom(length)
+    path = tmp_path / "file.bin"
+    path.write_bytes(data)
+    assert fsutil.read_file(str(path)) == data
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert fsutil.read_all(fd, max(0, length + off_by)) == data
+    finally:
+        os.close(fd)
+
+
+def test_write_all_finishes_a_short_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, sizes = os.write, []
+
+    def short(fd: int, data: bytes) -> int:  # as a pipe or a full disk's last blocks may
+        sizes.append(len(data))
+        return real(fd, bytes(data)[:1000])
+
+    monkeypatch.setattr(os, "write", short)
+    data = os.urandom(4500)
+    assert atomic_write(tmp_path / "short.bin", data)
+    assert (tmp_path / "short.bin").read_bytes() == data
+    assert sizes == [4500, 3500, 2500, 1500, 500]
+    chunks = [os.urandom(700) for _ in range(5)]
+    assert atomic_write_chunks(tmp_path / "chunks.bin", chunks)
+    assert (tmp_path / "chunks.bin").read_bytes() == b"".join(chunks)
+
+
+def test_many_small_chunks_are_written_in_large_pieces(tmp_path: Path) -> None:
+    chunks = [os.urandom(1000) for _ in range(3000)]  # 3 MB: the gathered buffer fills twice
+    assert atomic_write_chunks(tmp_path / "big.bin", iter(chunks))
+    assert (tmp_path / "big.bin").read_bytes() == b"".join(chunks)
+    assert not atomic_write_chunks(tmp_path / "big.bin", iter(chunks))
+
+
+def test_reading_a_folder_or_a_missing_file_is_an_oserror(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError):
+        fsutil.read_file(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        fsutil.read_file(str(tmp_path / "missing"))

@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ConfigError, ContainerError, ImageError
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write, read_file
 from ..images import pixels, png_splice, variants, watermark
 from ..images.containers import Format
 from ..images.optimize import pays, worth_reencoding
@@ -297,7 +297,9 @@ def _run(job: Job, result: JobResult) -> None:
     site = Path(job.site)
     cache = Cache(job.cache_dir) if job.cache_dir else None
     if cache is None or not _from_cache(cache, job, site, result):
-        data = job.data if job.data is not None else (site / job.relpaths[0]).read_bytes()
+        data = (
+            job.data if job.data is not None else read_file(os.path.join(job.site, job.relpaths[0]))
+        )
         # Changed since the plan, or damaged on the way; unless it is this job's own output.
         if sha256(data) != job.source_sha and not _placed_before(data, job, cache):
             raise ImageError("the file changed while the build ran; build again")

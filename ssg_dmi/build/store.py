@@ -33,13 +33,17 @@ from typing import Any, Protocol
 
 from ..errors import ConfigError, first_line
 from ..fsutil import (
+    OPEN_READ,
     TEMP_PREFIX,
     TEMP_SUFFIX,
     atomic_copy,
     atomic_write,
     new_temp,
+    read_all,
+    read_file,
     replacing,
     shown,
+    write_all,
 )
 
 REMOTE_SCHEMES = ("s3://",)
@@ -164,8 +168,7 @@ class FolderStore:
         return self.root / name
 
     def read(self, name: str) -> bytes:
-        with open(self._prefix + name, "rb") as handle:
-            return handle.read()
+        return read_file(self._prefix + name)
 
     def write(self, name: str, data: bytes) -> None:
         atomic_write(self.path(name), data)
@@ -180,8 +183,7 @@ class FolderStore:
             self.write(name, data)
             return None
         with replacing(self._prefix + name, 0o644) as temp:
-            with open(temp.fd, "wb", closefd=False) as handle:
-                handle.write(data)
+            write_all(temp.fd, data)
             stamp, stamped = time.time_ns() - SEAL_STAMP_AGE_NS, True
             try:
                 os.utime(temp.fd, ns=(stamp, stamp))
@@ -195,9 +197,12 @@ class FolderStore:
     def read_sealed(self, name: str, seal: FileState | None) -> tuple[bytes, bool]:
         """The bytes of the blob ``name``, and whether ``seal`` vouches for them (then they
         need no hash: see the class's notes). OSError when the blob cannot be read."""
-        with open(self._prefix + name, "rb") as handle:
-            data = handle.read()
-            info = os.fstat(handle.fileno())  # after the read: a change during it shows
+        fd = os.open(self._prefix + name, OPEN_READ)
+        try:
+            data = read_all(fd, seal[2] if seal is not None else os.fstat(fd).st_size)
+            info = os.fstat(fd)  # after the read: a change during it shows
+        finally:
+            os.close(fd)
         return data, seal is not None and len(data) == info.st_size and file_state(info) == seal
 
     def copy_sealed(self, name: str, seal: FileState, targets: list[str]) -> int | None:
@@ -208,7 +213,7 @@ class FolderStore:
         and writes those bytes over whatever was copied. OSError when a target cannot be
         written."""
         try:
-            fd = os.open(self._prefix + name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(self._prefix + name, OPEN_READ)
         except OSError:
             return None
         try:
