@@ -56,24 +56,28 @@ def new_temp(folder: str) -> tuple[int, str]:
 
 class Replacement:
     """The temp file :func:`replacing` fills: write to :attr:`fd`; :meth:`keep_old` drops
-    it and leaves the target as it was; :attr:`info` is its ``fstat`` after the move."""
+    it and leaves the target as it was. After the block, :attr:`moved` says whether it
+    replaced the target, and :attr:`info` is its ``fstat`` after the move (when asked)."""
 
-    __slots__ = ("fd", "name", "info", "_keep_old")
+    __slots__ = ("fd", "name", "info", "moved", "_keep_old")
 
     def __init__(self, fd: int, name: str) -> None:
         self.fd, self.name = fd, name
         self.info: os.stat_result | None = None
-        self._keep_old = False
+        self.moved = self._keep_old = False
 
     def keep_old(self) -> None:
         self._keep_old = True
 
 
 @contextlib.contextmanager
-def replacing(target: str, mode: int | None = None) -> Iterator[Replacement]:
+def replacing(
+    target: str, mode: int | None = None, *, state: bool = False
+) -> Iterator[Replacement]:
     """A temp file beside ``target`` that, when the block ends without an exception,
     replaces it atomically, with ``mode`` or else the mode ``target`` had (0o644 when new).
-    An exception, or :meth:`Replacement.keep_old`, removes the temp file instead."""
+    An exception, or :meth:`Replacement.keep_old`, removes the temp file instead.
+    ``state``: take the moved file's ``fstat`` (:attr:`Replacement.info`)."""
     fd, name = new_temp(os.path.dirname(target) or ".")
     temp = Replacement(fd, name)
     try:
@@ -88,7 +92,9 @@ def replacing(target: str, mode: int | None = None) -> Iterator[Replacement]:
                 mode = 0o644
         os.fchmod(fd, mode)
         os.replace(name, target)
-        temp.info = os.fstat(fd)
+        temp.moved = True
+        if state:
+            temp.info = os.fstat(fd)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(name)
@@ -104,15 +110,18 @@ def atomic_write(path: Path | str, data: bytes) -> bool:
     second run over the same input changes nothing, not even modification times.
     """
     target = os.fspath(path)
+    mode = None  # the target's own, looked up when it is replaced
     try:
         # Sizes first: most targets differ in size, and reading them to compare would cost
         # as much as writing them.
         info = os.lstat(target)
         if stat.S_ISREG(info.st_mode) and info.st_size == len(data) and read_file(target) == data:
             return False
+    except FileNotFoundError:
+        mode = 0o644  # a new file: no need to look it up again
     except OSError:
         pass
-    with replacing(target) as temp:
+    with replacing(target, mode) as temp:
         write_all(temp.fd, data)
     return True
 
@@ -230,7 +239,7 @@ def atomic_write_chunks(path: Path | str, chunks: Iterable[bytes]) -> bool:
         write_all(temp.fd, pending)
         if _regular(target) and filecmp.cmp(temp.name, target, shallow=False):
             temp.keep_old()
-    return temp.info is not None
+    return temp.moved
 
 
 def _regular(path: str) -> bool:

@@ -73,14 +73,14 @@ def test_an_error_while_filling_leaves_no_temp_file_and_the_old_file(tmp_path: P
 
 def test_replacing_reports_the_moved_file_and_keep_old_drops_it(tmp_path: Path) -> None:
     path = os.fspath(tmp_path / "blob")
-    with replacing(path, 0o640) as temp:
+    with replacing(path, 0o640, state=True) as temp:
         os.write(temp.fd, b"12345")
-    assert temp.info is not None and temp.info.st_ino == os.stat(path).st_ino
+    assert temp.moved and temp.info is not None and temp.info.st_ino == os.stat(path).st_ino
     assert temp.info.st_size == 5 and stat.S_IMODE(temp.info.st_mode) == 0o640
     with replacing(path) as again:
         os.write(again.fd, b"other")
         again.keep_old()
-    assert again.info is None and Path(path).read_bytes() == b"12345"
+    assert not again.moved and again.info is None and Path(path).read_bytes() == b"12345"
     assert leftovers(tmp_path) == []
 
 

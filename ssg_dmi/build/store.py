@@ -182,7 +182,7 @@ class FolderStore:
         if boot_id() is None:
             self.write(name, data)
             return None
-        with replacing(self._prefix + name, 0o644) as temp:
+        with replacing(self._prefix + name, 0o644, state=True) as temp:
             write_all(temp.fd, data)
             stamp, stamped = time.time_ns() - SEAL_STAMP_AGE_NS, True
             try:
