@@ -269,13 +269,21 @@ class Cache:
         a bucket that is not there or refuses the credentials)."""
         self.store.check_writable()
 
-    def record_build(self, keys: Iterable[str], site: Path) -> None:
+    def record_build(self, used: bytes | bytearray, site: Path) -> None:
         """Remember which keys the last build of ``site`` used (each site its own record,
-        so pruning after one site's build keeps what another site sharing the cache uses)."""
+        so pruning after one site's build keeps what another site sharing the cache uses).
+        ``used``: the keys as 32 raw bytes each, in the order used (the record's reader
+        makes a set of them); written out one by one, never a text object per key."""
         where = str(site.resolve())
-        record = {"site": where, "time": time.time(), "keys": sorted(set(keys))}
+        text = bytearray(json.dumps({"site": where, "time": time.time()})[:-1].encode())
+        text += b', "keys": ['
+        for start in range(0, len(used), 32):
+            text += b'"%s", ' % used[start : start + 32].hex().encode()
+        if used:
+            del text[-2:]
+        text += b"]}"
         name = sha256(where.encode("utf-8", "surrogateescape"))[:16]
-        self.store.write(f"{LAYOUT}/builds/{name}.json", json.dumps(record).encode())
+        self.store.write(f"{LAYOUT}/builds/{name}.json", bytes(text))
 
     def used_keys(self, max_age_days: float = PRUNE_MAX_AGE_DAYS) -> set[str] | None:
         """The keys that any site's last build (within ``max_age_days``) used; None when

@@ -271,7 +271,7 @@ def run(
             Cache(cache_dir).record_build(collected.used, site)
         except OSError as exc:
             cache_errors.append(str(exc.strerror or exc))
-    collected.used = []
+    collected.used = bytearray()
     if cache_errors:
         report.warnings.append(
             f"{shown(cache_dir or '')}: the cache could not be written ({cache_errors[0]}); "
@@ -498,7 +498,9 @@ class Collector:
         # stale variants noted) and dropped as its result comes, not held to the end.
         self.existing = existing
         self.stale: list[str] = []
-        self.used: list[str] = []
+        # The keys the build used (results' keys and aliases), 32 raw bytes each: a large
+        # site's list of key texts was about 120 bytes per image, held to the end.
+        self.used = bytearray()
         self.cache_errors: set[str] = set()
         self.sources = 0
         self.totals = Summary()
@@ -525,8 +527,9 @@ class Collector:
         row = None
         if result.error is None:
             if self.record:
-                self.used.append(result.key)
-                self.used += result.aliases
+                self.used += bytes.fromhex(result.key)
+                for alias in result.aliases:
+                    self.used += bytes.fromhex(alias)
             original, *made = result.outputs
             if self.existing:
                 self._settle(paths, made)
