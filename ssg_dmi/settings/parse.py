@@ -7,7 +7,6 @@ Every parser takes ``(key, value)``, so the field table can name one per key.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import re
 from collections.abc import Callable, Mapping
@@ -66,6 +65,8 @@ def kind(value: Any) -> str:
 
 def unknown_key(where: str, key: str, allowed: tuple[str, ...]) -> ConfigError:
     """The error for a key that is not allowed, with the closest allowed one as a hint."""
+    import difflib  # only for a mistake: every build would pay for its import
+
     hint = difflib.get_close_matches(key, allowed, n=1)
     did = f" (did you mean `{hint[0]}`?)" if hint else ""
     return ConfigError(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import pkgutil
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.resources import files
 from urllib.parse import quote
 
 from ..contract import CONTRACT, AgentClass
@@ -132,7 +132,11 @@ def _may_overlap(a: str, b: str) -> bool:
 @functools.cache
 def ai_agents() -> dict[str, AgentClass]:
     """The AI crawler tokens of ``data/ai-agents.json`` and their classes."""
-    raw = json.loads((files("ssg_dmi") / "data" / "ai-agents.json").read_text("utf-8"))
+    # pkgutil, not importlib.resources: that one imports zipfile, a cost on every build.
+    data = pkgutil.get_data("ssg_dmi", "data/ai-agents.json")
+    if data is None:
+        raise FileNotFoundError("ssg_dmi/data/ai-agents.json: the package is incomplete")
+    raw = json.loads(data.decode("utf-8"))
     agents = {token: AgentClass(value) for token, value in raw["agents"].items()}
     for token in ALWAYS_TRAINING:
         agents[token] = AgentClass.TRAINING
