@@ -43,6 +43,7 @@ from .spec import (
     cached_result,
     crash_message,
     place,
+    placements,
     variant_path,
 )
 
@@ -316,8 +317,7 @@ def _run(job: Job, result: JobResult) -> None:
         if job.deliver == "result":
             result.payload = [d for _, d in pairs]
         elif job.deliver == "site":
-            for relpath in job.relpaths:
-                result.written += place(site, relpath, pairs)
+            result.written = place(site, job.relpaths, pairs)
     if cache is not None:
         result.aliases = alias_keys(job, result.outputs[0])
 
@@ -364,20 +364,16 @@ def _from_cache(cache: Cache, job: Job, site: Path, result: JobResult) -> bool:
 def _place_stored(
     cache: Cache, site: Path, relpaths: tuple[str, ...], outputs: list[Output]
 ) -> int | None:
-    """A hit's outputs into the site, in :func:`place`'s order (variants first, the
-    originals last): each copied by the kernel from its blob when a seal vouches for it,
-    else read and hashed. How many files were written; None when a blob is missing or
-    damaged (the job is then done again: the sources are not touched until the last)."""
-    root, written = os.fspath(site), 0
-    for output in (*outputs[1:], outputs[0]):
-        if output is outputs[0]:
-            targets = [os.path.join(root, r) for r in relpaths]
-        else:
-            targets = [os.path.join(root, variant_path(r, output)) for r in relpaths]
-        copied = cache.copy(output, targets)
+    """A hit's outputs into the site, in :func:`placements`' order: each copied by the
+    kernel from its blob when a seal vouches for it, else read and hashed. How many files
+    were written; None when a blob is missing or damaged (the job is then done again: the
+    sources are not touched until the last)."""
+    written = 0
+    for index, targets in placements(site, relpaths, outputs):
+        copied = cache.copy(outputs[index], targets)
         if copied is None:
             try:
-                data = cache.read(output)
+                data = cache.read(outputs[index])
             except OSError:
                 return None
             copied = sum(atomic_write(t, data) for t in targets)

@@ -100,8 +100,7 @@ def delivered(
             result.cache_error = str(exc.strerror or exc)
     if place:
         try:
-            for relpath in job.relpaths:
-                result.written += place_outputs(site, relpath, pairs)
+            result.written += place_outputs(site, job.relpaths, pairs)
         except OSError as exc:  # as run_job reports a write that fails in a local worker
             result.error = f"cannot read or write it ({exc.strerror or exc})"
             result.outputs, result.written = [], 0

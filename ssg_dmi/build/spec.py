@@ -8,7 +8,8 @@ libraries (Pillow, the container parsers); :mod:`ssg_dmi.build.job` re-exports e
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,14 +162,29 @@ def alias_keys(job: Job, original: Output) -> tuple[str, ...]:
     return (make_key(original.sha256, job.fingerprint),)
 
 
-def place(site: Path, relpath: str, pairs: list[tuple[Output, bytes]]) -> int:
-    """Write one image's outputs into the site: its variants first, the original last.
+def placements(
+    site: Path, relpaths: tuple[str, ...], outputs: Sequence[Output]
+) -> Iterator[tuple[int, list[str]]]:
+    """Where an image's outputs go, in the order they are written: ``(index in outputs,
+    its path under every site path holding the image)``, the variants first and the
+    original last, so a build stopped on the way leaves each source as it was until its
+    variants are there."""
+    root = os.fspath(site)
+    for index in (*range(1, len(outputs)), 0):
+        if index == 0:
+            yield 0, [os.path.join(root, rel) for rel in relpaths]
+        else:
+            yield index, [os.path.join(root, variant_path(rel, outputs[index])) for rel in relpaths]
+
+
+def place(site: Path, relpaths: tuple[str, ...], pairs: list[tuple[Output, bytes]]) -> int:
+    """Write one image's outputs into the site (:func:`placements`' order): how many files
+    were written.
 
     Variants of older builds are not removed here: the driver removes them once the pages
     point at the new ones, so an interrupted build never leaves a page with a dead srcset.
     """
     written = 0
-    for output, data in pairs[1:]:
-        written += atomic_write(site / variant_path(relpath, output), data)
-    written += atomic_write(site / relpath, pairs[0][1])
+    for index, targets in placements(site, relpaths, [o for o, _ in pairs]):
+        written += sum(atomic_write(target, pairs[index][1]) for target in targets)
     return written
