@@ -1,0 +1,172 @@
+"""A build's per-image tables, held in memory while small and on disk once large.
+
+A :class:`Spooled` table maps text to text. Up to :data:`SPILL_AT` entries it is a dict.
+Past that it moves into a private temporary SQLite database (the standard library's
+``sqlite3``): SQLite keeps up to :data:`CACHE_KIB` of its pages in memory and the rest in
+a file it unlinks as soon as it opens it, in its temporary folder (``SQLITE_TMPDIR``,
+``TMPDIR``, then ``/var/tmp`` or ``/tmp``). So the driver of a 1,000,000-image build holds
+about what one of 10,000 images holds, and a small site never loads ``sqlite3``.
+
+The keys and values go into SQLite as UTF-8 blobs (``surrogatepass``: a file name that is
+not UTF-8 is held as Python holds it). Iteration is in key order, in memory too: what a
+build reports does not depend on which side of the threshold a site falls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+# Entries a table holds in a dict before it moves to SQLite (tests lower it).
+SPILL_AT = 10_000
+# The memory SQLite may use for its pages, per table (KiB).
+CACHE_KIB = 4096
+
+_ENC = "surrogatepass"
+_MISSING: Any = object()  # pop's default when none is given: a missing key raises KeyError
+
+
+def _b(text: str) -> bytes:
+    return text.encode("utf-8", _ENC)
+
+
+def _s(blob: bytes) -> str:
+    return blob.decode("utf-8", _ENC)
+
+
+class Spooled(MutableMapping[str, str]):
+    """``{text: text}`` in a dict, then in SQLite past ``spill_at`` entries (see the
+    module). Iterates in key order. Not for use from several threads at once."""
+
+    __slots__ = ("_dict", "_db", "_spill_at", "_returning")
+
+    def __init__(self, spill_at: int | None = None) -> None:
+        self._dict: dict[str, str] | None = {}
+        self._db: Any = None
+        self._spill_at = SPILL_AT if spill_at is None else spill_at
+        self._returning = False
+
+    @property
+    def spilled(self) -> bool:
+        """Whether the table is in SQLite."""
+        return self._dict is None
+
+    def _spill(self) -> None:
+        import sqlite3
+
+        db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("CREATE TABLE t (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        # One transaction for the table's life: nothing is ever committed to anyone.
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO t VALUES (?, ?)", ((_b(k), _b(v)) for k, v in self._items()))
+        self._returning = sqlite3.sqlite_version_info >= (3, 35)
+        self._db, self._dict = db, None
+
+    def _items(self) -> Iterator[tuple[str, str]]:
+        if self._dict is not None:
+            return iter(self._dict.items())
+        return ((_s(k), _s(v)) for k, v in self._db.execute("SELECT k, v FROM t"))
+
+    def __getitem__(self, key: str) -> str:
+        found: str | None = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._dict is not None:
+            return self._dict.get(key, default)
+        row = self._db.execute("SELECT v FROM t WHERE k = ?", (_b(key),)).fetchone()
+        return default if row is None else _s(row[0])
+
+    def __setitem__(self, key: str, value: str) -> None:
+        held = self._dict
+        if held is not None:
+            held[key] = value
+            if len(held) > self._spill_at:
+                self._spill()
+            return
+        self._db.execute("INSERT OR REPLACE INTO t VALUES (?, ?)", (_b(key), _b(value)))
+
+    def append(self, key: str, value: str) -> None:
+        """``value`` as ``key``'s value, or after it, NUL between, when it has one."""
+        held = self._dict
+        if held is not None:
+            old = held.get(key)
+            self[key] = value if old is None else f"{old}\0{value}"
+            return
+        db, k = self._db, _b(key)
+        if db.execute("INSERT OR IGNORE INTO t VALUES (?, ?)", (k, _b(value))).rowcount == 0:
+            (old,) = db.execute("SELECT v FROM t WHERE k = ?", (k,)).fetchone()
+            db.execute("UPDATE t SET v = ? WHERE k = ?", (old + b"\0" + _b(value), k))
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        if self._dict is not None:
+            return self._dict.pop(key) if default is _MISSING else self._dict.pop(key, default)
+        k = _b(key)
+        if self._returning:
+            row = self._db.execute("DELETE FROM t WHERE k = ? RETURNING v", (k,)).fetchone()
+        else:
+            row = self._db.execute("SELECT v FROM t WHERE k = ?", (k,)).fetchone()
+            if row is not None:
+                self._db.execute("DELETE FROM t WHERE k = ?", (k,))
+        if row is None:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
+        return _s(row[0])
+
+    def __delitem__(self, key: str) -> None:
+        if self.pop(key, None) is None:
+            raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if self._dict is not None:
+            return key in self._dict
+        if not isinstance(key, str):
+            return False
+        return self._db.execute("SELECT 1 FROM t WHERE k = ?", (_b(key),)).fetchone() is not None
+
+    def __len__(self) -> int:
+        if self._dict is not None:
+            return len(self._dict)
+        return int(self._db.execute("SELECT count(*) FROM t").fetchone()[0])
+
+    def __bool__(self) -> bool:
+        if self._dict is not None:
+            return bool(self._dict)
+        return self._db.execute("SELECT 1 FROM t LIMIT 1").fetchone() is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k, _v in self.sorted_items())
+
+    def sorted_items(self) -> Iterator[tuple[str, str]]:
+        """(key, value) pairs in key order, read as they are used (a spilled table's rows
+        a page at a time). The table must not change meanwhile."""
+        if self._dict is not None:
+            return iter(sorted(self._dict.items()))
+        rows = self._db.execute("SELECT k, v FROM t ORDER BY k")
+        return ((_s(k), _s(v)) for k, v in rows)
+
+    def popitems(self) -> Iterator[tuple[str, str]]:
+        """:meth:`sorted_items`, the table emptied as it goes (a spilled table at the end)."""
+        if self._dict is not None:
+            held, self._dict = self._dict, {}
+            for key in sorted(held):
+                yield key, held.pop(key)
+            return
+        yield from self.sorted_items()
+        self.close()
+
+    def close(self) -> None:
+        """Drop everything (a spilled table's file goes with its connection)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._dict = {}
+
+    def __repr__(self) -> str:
+        return f"Spooled({dict(self.sorted_items())!r})"
