@@ -148,7 +148,7 @@ def test_warm_rebuild_decided_in_the_driver_reports_what_the_workers_would(
     build(site, cache)
     fast = build(site, cache).images
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline, "already_placed", lambda site, jobs, *rest: ([], list(jobs)))
+        patch.setattr(pipeline, "_placed", lambda *args: None)
         slow = build(site, cache).images
     _same(fast, slow)
     assert fast.summary.cache_hits == 6 and fast.summary.files_written == 0
@@ -192,3 +192,43 @@ def test_a_warm_rebuild_redoes_an_image_whose_outputs_are_not_in_place(
         )
         assert not variant.is_symlink()
         assert again.summary.cache_hits == 6
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_build_past_the_spill_threshold_writes_and_reports_what_a_small_one_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    # Past spool.SPILL_AT entries the driver's per-image tables (the plan's groups, the
+    # variants found, the report's records) move into SQLite. At 3 every table of this
+    # site spills: the site written, the report, the rebuilds must be the same.
+    from ssg_dmi.build import spool
+
+    spills: list[int] = []
+    real_spill = spool.Spooled._spill
+
+    def counted(table: spool.Spooled) -> None:
+        spills.append(1)
+        real_spill(table)
+
+    monkeypatch.setattr(spool.Spooled, "_spill", counted)
+    seen = {}
+    for spill_at in (10_000, 3):
+        monkeypatch.setattr(spool, "SPILL_AT", spill_at)
+        spills.clear()
+        root = tmp_path / str(spill_at)
+        site, cache = make_site(root / "site", 8), root / "cache"
+        (site / "a" / "broken.jpg").write_bytes(b"no jpeg at all")
+        (site / "b" / "c" / "i0001.jpg-999w.0123456789.webp").write_bytes(b"an old variant")
+        config = settings(widths=[16, 20], formats=["webp"], cache_dir=str(cache), jobs=jobs)
+        reports = [run_site(site, config).images]  # cold
+        reports.append(run_site(site, config).images)  # warm: every image in place
+        (site / "a" / "i0002.jpg").write_bytes(tiny_jpeg(200))  # one image changed
+        (site / reports[0].images["b/c/i0003.jpg"].variants[0].path).unlink()  # one redone
+        reports.append(run_site(site, config).images)
+        assert [r.summary.errors for r in reports] == [1, 1, 1]
+        assert reports[1].summary.cache_hits == 8 and reports[1].summary.files_written == 0
+        seen[spill_at] = (tree(site), [r.as_json() for r in reports], len(spills))
+    small, large = seen[10_000], seen[3]
+    # Each build's groups and records; the warm builds' listings of the variants beside.
+    assert small[2] == 0 and large[2] >= 8
+    assert large[:2] == small[:2]

@@ -10,11 +10,12 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import replace
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from ..errors import ConfigError
 from ..fsutil import atomic_write_chunks, shown
@@ -26,6 +27,7 @@ from ..walk import site_images, variant_source
 from .cache import Cache, Output, hash_files, sha256
 from .report import ImageTable, Report, Summary, row_of, unpack
 from .spec import Job, JobResult, Options, cached_result, variant_suffix
+from .spool import Spooled
 from .store import CacheLocation, is_remote, start_method_for
 from .workers import Progress, Workers, execute
 
@@ -33,8 +35,9 @@ log = logging.getLogger("ssg_dmi.build.pipeline")
 
 # Our variants found in the site, by the site path of their image: the suffixes their paths
 # add to it (``-960w.0123456789.webp``), NUL-joined. One text per image, not a list of
-# paths: a warm build of a large site holds the listing of every image at once.
-Listing = dict[str, str]
+# paths, in a table that moves to SQLite past its threshold: a warm build of a large site
+# lists a variant beside every image.
+Listing = Spooled
 
 
 def discover(
@@ -46,25 +49,30 @@ def discover(
 ) -> Iterator[str]:
     """Site-relative POSIX paths of the images to process, sorted: :func:`site_images` less
     our own variants, with include/exclude globs applied. Our variants found on the way are
-    added to ``existing`` (see :data:`Listing`)."""
+    added to ``existing`` (see :data:`Listing`), a folder at a time (the walk lists each
+    folder's files together)."""
     skip = cache_dir if isinstance(cache_dir, Path) else None
-    # The paths of the folder being listed, so a variant's entry in ``existing`` is keyed by
-    # the same text object as its source (not a copy per image held all build long).
     folder = ""
-    here: dict[str, str] = {}
+    here: dict[str, str] = {}  # the folder's variants, by the path of their image
     for rel in site_images(site, skip, clean=True, skipped=skipped):
+        parent = rel.rpartition("/")[0]
+        if parent != folder:
+            _listed(existing, here)
+            folder, here = parent, {}
         source = variant_source(rel)
         if source is None:
-            parent = rel.rpartition("/")[0]
-            if parent != folder:
-                folder, here = parent, {}
-            here[rel] = rel
             if settings.matches(rel):
                 yield rel
         elif existing is not None:
-            key, suffix = here.get(source, source), rel[len(source) :]
-            old = existing.get(key)
-            existing[key] = suffix if old is None else f"{old}\0{suffix}"
+            old, suffix = here.get(source), rel[len(source) :]
+            here[source] = suffix if old is None else f"{old}\0{suffix}"
+    _listed(existing, here)
+
+
+def _listed(existing: Listing | None, found: dict[str, str]) -> None:
+    if existing is not None:
+        for rel, suffixes in found.items():
+            existing.append(rel, suffixes)
 
 
 def plan_jobs(
@@ -95,10 +103,10 @@ def plan_stream(
     overrides: Callable[[str], Mapping[str, Any] | None] | None = None,
     existing: Listing | None = None,
     skipped: list[str] | None = None,
-) -> tuple[Iterator[Job], dict[str, str]]:
-    """:func:`plan_jobs`' jobs made one at a time, in no set order (the site is walked,
-    read and grouped first): a driver that settles each job as it comes never holds them
-    all, and each group is dropped as its job is made."""
+) -> tuple[Planned, dict[str, str]]:
+    """:func:`plan_jobs`' jobs made one at a time, largest source first (the site is
+    walked, read and grouped first): a driver that settles each job as it comes never
+    holds them all, and each group is dropped as its job is made."""
     signing = load_signing(settings.c2pa) if settings.c2pa is not None else None
     options = Options(
         widths=settings.widths,
@@ -109,11 +117,13 @@ def plan_stream(
         srgb=settings.srgb,
         c2pa=signing,
     )
-    # By (digest, size, policy, mark): the paths holding those bytes (one path as text, the
-    # common case, a list only for copies) -- the digest as bytes, half its hex's size.
-    groups: dict[tuple[bytes, int, ImagePolicy, Watermark | None], str | list[str]] = {}
-    policies: dict[ImagePolicy, ImagePolicy] = {}
+    # The paths holding the same (bytes, policy, mark), NUL-joined, by a key that sorts
+    # the largest source first (see _group_key): in SQLite past the table's threshold.
+    groups = Spooled()
+    policies: dict[ImagePolicy, int] = {}  # each distinct policy, numbered
+    marks: dict[Watermark | None, int] = {}
     last: ImagePolicy | None = None
+    at = 0
     errors: dict[str, str] = {}
     root = os.fspath(site)
     found = discover(site, settings, cache_dir, existing, skipped)
@@ -126,26 +136,51 @@ def plan_stream(
         given = overrides(rel) if overrides else None
         policy = settings.policy_for(rel, given)
         if policy is not last:  # the settings give one object per set of rules already
-            policy = last = policies.setdefault(policy, policy)  # one per distinct policy
-        mark = settings.watermark_for(rel, given)
-        key = (digest, size, policy, mark)
-        held = groups.setdefault(key, rel)
-        if isinstance(held, list):
-            held.append(rel)
-        elif held is not rel:
-            groups[key] = [held, rel]
+            last, at = policy, policies.setdefault(policy, len(policies))
+        mark = marks.setdefault(settings.watermark_for(rel, given), len(marks))
+        groups.append(_group_key(size, digest, at, mark), rel)
     cache = str(cache_dir) if cache_dir else None
     # Once per distinct mark, not per image: checking a mark loads its font and logo.
-    marked = {mark: marked_options(options, mark) for mark in {key[3] for key in groups}}
+    marked = [marked_options(options, mark) for mark in marks]
+    policy_at = list(policies)
     where = str(site)
 
     def jobs() -> Iterator[Job]:
-        while groups:
-            (digest, size, policy, mark), rels = groups.popitem()
-            paths = (rels,) if isinstance(rels, str) else tuple(rels)
-            yield Job(where, paths, digest.hex(), size, policy, marked[mark], cache)
+        for key, rels in groups.popitems():
+            size, digest, policy, mark = _group_of(key)
+            paths = tuple(rels.split("\0"))
+            yield Job(where, paths, digest, size, policy_at[policy], marked[mark], cache)
 
-    return jobs(), errors
+    return Planned(len(groups), jobs()), errors
+
+
+_LARGEST = 1 << 64
+
+
+def _group_key(size: int, digest: bytes, policy: int, mark: int) -> str:
+    """A text whose order is the largest source first: 16 hex digits of a number that
+    falls as ``size`` grows, the digest's 64, then the policy's and the mark's numbers."""
+    return f"{_LARGEST - 1 - size:016x}{digest.hex()}{policy:x}.{mark:x}"
+
+
+def _group_of(key: str) -> tuple[int, str, int, int]:
+    policy, _, mark = key[80:].partition(".")
+    return _LARGEST - 1 - int(key[:16], 16), key[16:80], int(policy, 16), int(mark, 16)
+
+
+class Planned:
+    """A plan's jobs, largest source first, made as they are taken; ``len``: how many."""
+
+    __slots__ = ("_count", "_jobs")
+
+    def __init__(self, count: int, jobs: Iterator[Job]) -> None:
+        self._count, self._jobs = count, jobs
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Job]:
+        return self._jobs
 
 
 def marked_options(options: Options, mark: Watermark | None) -> Options:
@@ -194,7 +229,7 @@ def run(
         raise FileNotFoundError(f"{site}: no such site folder")
     warnings: list[str] = []
     cache_dir = usable_cache(cache_dir, warnings)
-    existing: Listing = {}
+    existing = Listing()
     skipped: list[str] = []
     stream, errors = plan_stream(site, settings, cache_dir, overrides, existing, skipped)
     report = Report(errors=dict(errors), warnings=warnings, skipped=skipped)
@@ -203,64 +238,65 @@ def run(
     collected = Collector(
         record=cache_dir is not None and shard is None, existing=existing if shard is None else None
     )
+    counted = Progress(len(stream))
+
+    def settled(result: JobResult) -> None:  # a result decided in this process
+        collected.add(result)
+        counted.add()
+
     remote = False
     if executor is not None or shard is not None:  # the scale-out code only when asked for
         from .remote import is_remote_executor, shard_of
 
         remote = is_remote_executor(executor)
-    jobs: list[Job]
-    if shard is not None or remote:
-        planned = sorted(stream, key=_largest_first)
-        if shard is not None:
-            if cache_dir is None:
-                raise ConfigError(
-                    "--shard needs the cache: the shards fill it and a final build reads it; "
-                    "drop --no-cache, or fix the cache the warning names"
-                )
-            planned = [replace(j, deliver="cache") for j in shard_of(planned, *shard)]
-            results, jobs = in_cache(planned, cache_dir)
-        else:
-            results, jobs = already_placed(site, planned, cache_dir, existing)
-        total = len(planned)
-        del planned  # the jobs still to run are all that is needed from here
+    jobs: Iterable[Job]
+    if shard is not None:
+        if cache_dir is None:
+            raise ConfigError(
+                "--shard needs the cache: the shards fill it and a final build reads it; "
+                "drop --no-cache, or fix the cache the warning names"
+            )
+        planned = [replace(j, deliver="cache") for j in shard_of(list(stream), *shard)]
+        counted.total = len(planned)
+        jobs = in_cache(planned, cache_dir, settled)
+        del planned
     else:
-        # Settled one at a time as planned: the jobs already in place are never all held.
-        results, jobs = already_placed(site, stream, cache_dir, existing, collected.add)
-        jobs.sort(key=_largest_first)
-        total = collected.sources + len(results) + len(jobs)
-    for result in results:
-        collected.add(result)
-    del results
-    after: Callable[[int, JobResult], JobResult] | None = None
+        # Settled one at a time as they are taken: the jobs in place already are never
+        # all held, nor (the jobs being taken a window at a time) the jobs to run.
+        jobs = unplaced(site, stream, cache_dir, existing, settled)
+    prepare: Callable[[Job], Job] | None = None
     if remote:
-        here, jobs, placed = _remote_plan(site, jobs, cache_dir, place=shard is None)
-        for result in here:
+        jobs, deliver, prepare = _remote_plan(site, jobs, cache_dir, settled, place=shard is None)
+
+        def after(job: Job, result: JobResult) -> None:
+            collected.add(deliver(job, result))
+    else:
+
+        def after(job: Job, result: JobResult) -> None:
             collected.add(result)
 
-        def after(index: int, result: JobResult) -> JobResult:
-            return collected.taken(placed(index, result))
-    else:
-        after = lambda _index, result: collected.taken(result)  # noqa: E731
+    # Two jobs to run decide a pool (a rebuild with one or none changed starts none).
+    first = list(islice(jobs, 2))
+    jobs = chain(first, jobs)
     workers = settings.jobs or os.cpu_count() or 1
     runner: Workers | Executor | None = executor
-    own = executor is None and workers > 1 and len(jobs) > 1
+    own = executor is None and workers > 1 and len(first) > 1
     if own:
         runner = Workers(workers, start_method_for(cache_dir))
     # Two jobs per worker keep every core busy; an external executor may have many more.
     if window is None:
         window = 2 * workers if executor is None or isinstance(executor, Workers) else 64
-    bar = _bar(len(jobs), progress)
-    counted = Progress(total, bar.update if bar else None)
-    counted.done = collected.sources  # in place already: done, for an interrupt's message
-    todo: Sequence[Job] = RemoteJobs(site, jobs, cache_dir) if remote else jobs
+    bar = _bar(counted.total, counted.done, progress) if len(first) > 1 else None
+    if bar is not None:
+        counted.tick = bar.update  # the images settled from here on
     try:
-        execute(todo, run_job, runner, counted, window, after)
+        execute(jobs, run_job, runner, counted, window, after, prepare)
     finally:
         if bar is not None:
             bar.close()
         if own and isinstance(runner, Workers):
             runner.shutdown()
-    del jobs, todo
+    del jobs, first
     collected.fill(report)
     report.stale = (
         sorted(collected.stale + stale_variants(report, existing)) if shard is None else []
@@ -290,103 +326,80 @@ def run_job(job: Job) -> JobResult:
     return run(job)
 
 
-def in_cache(jobs: list[Job], cache_dir: CacheLocation) -> tuple[list[JobResult], list[Job]]:
-    """For a shard: the jobs whose entry the cache holds already (done: another shard or an
-    earlier run made them), and the others."""
+def in_cache(
+    jobs: list[Job], cache_dir: CacheLocation, done: Callable[[JobResult], None]
+) -> Iterator[Job]:
+    """For a shard: the jobs whose entry the cache does not hold yet; ``done`` gets the
+    result of each that it does (another shard or an earlier run made them)."""
     cache = Cache(cache_dir)
-    done: list[JobResult] = []
-    todo: list[Job] = []
     # An object store answers each lookup over the network: many at once, not in a row.
     threads = 16 if is_remote(cache_dir) else 1
     with ThreadPoolExecutor(threads) as pool:
         found = list(pool.map(lambda j: cache.get(j.key), jobs))
     for job, stored in zip(jobs, found, strict=True):
         if stored is None:
-            todo.append(job)
-            continue
-        done.append(cached_result(job, *stored))
-    return done, todo
+            yield job
+        else:
+            done(cached_result(job, *stored))
 
 
 def _remote_plan(
-    site: Path, jobs: list[Job], cache_dir: CacheLocation | None, *, place: bool
-) -> tuple[list[JobResult], list[Job], Callable[[int, JobResult], JobResult]]:
-    """For an executor elsewhere: the jobs this process answers from its own cache folder
-    (a remote worker cannot see it), the jobs to send, and what to do with each result."""
+    site: Path,
+    jobs: Iterable[Job],
+    cache_dir: CacheLocation | None,
+    done: Callable[[JobResult], None],
+    *,
+    place: bool,
+) -> tuple[Iterator[Job], Callable[[Job, JobResult], JobResult], Callable[[Job], Job]]:
+    """For an executor elsewhere: the jobs to send (those this process answers from its own
+    cache folder, which a remote worker cannot see, go to ``done``), each result that comes
+    back as delivered (its outputs placed, its bytes dropped), and what to send for a job
+    (it with its source bytes, made when it is sent: only the jobs in flight hold bytes)."""
+    from .remote import delivered, for_remote
+
     cache = Cache(cache_dir) if isinstance(cache_dir, Path) else None
-    here: list[JobResult] = []
-    send: list[Job] = []
-    for job in jobs:
-        if cache is not None and cache.get(job.key) is not None:
-            here.append(run_job(job))  # a copy from the cache: no pixel work
-        else:
-            send.append(job)
+    local_cache = isinstance(cache_dir, Path)
 
-    def after(index: int, result: JobResult) -> JobResult:
-        from .remote import delivered
+    def send() -> Iterator[Job]:
+        for job in jobs:
+            if cache is not None and cache.get(job.key) is not None:
+                done(run_job(job))  # a copy from the cache: no pixel work
+            else:
+                yield job
 
-        return delivered(site, send[index], result, cache, place=place)
+    def deliver(job: Job, result: JobResult) -> JobResult:
+        return delivered(site, job, result, cache, place=place)
 
-    return here, send, after
-
-
-class RemoteJobs(Sequence[Job]):
-    """``jobs`` as remote workers run them, made when each is sent (so only the jobs in
-    flight hold their source bytes)."""
-
-    def __init__(self, site: Path, jobs: Sequence[Job], cache_dir: CacheLocation | None) -> None:
-        self.site = site
-        self.base = jobs  # the jobs as planned, without their bytes (for error results)
-        self.local_cache = isinstance(cache_dir, Path)
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @overload
-    def __getitem__(self, index: int) -> Job: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Job]: ...
-
-    def __getitem__(self, index: int | slice) -> Job | Sequence[Job]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        from .remote import for_remote
-
-        return for_remote(self.site, self.base[index], self.local_cache)
+    return send(), deliver, lambda job: for_remote(site, job, local_cache)
 
 
-def already_placed(
+def unplaced(
     site: Path,
     jobs: Iterable[Job],
     cache_dir: CacheLocation | None,
     existing: Mapping[str, str],
-    done: Callable[[JobResult], None] | None = None,
-) -> tuple[list[JobResult], list[Job]]:
-    """The results of the jobs whose outputs are all in the site already (a rebuild with
-    nothing changed), and the jobs still to run.
+    done: Callable[[JobResult], None],
+) -> Iterator[Job]:
+    """The jobs still to run, as they are taken; ``done`` gets the result of each job whose
+    outputs are all in the site already (a rebuild with nothing changed).
 
     Decided here, from the hash the plan took of each file, the cache entry and one
     ``lstat`` per file: a worker would read every blob of the entry back only to find the
     same bytes in place. A variant's name hashes what it was made from and how, so its
     name and size stand for its bytes. Only with a cache folder on this machine: with an
     object store, one request per image from the driver alone would cost more than the
-    workers' parallel ones. ``done``: called with each such result instead of listing it.
+    workers' parallel ones.
     """
     if not isinstance(cache_dir, Path):
-        return [], list(jobs)
+        yield from jobs
+        return
     cache = Cache(cache_dir)
-    placed: list[JobResult] = []
-    todo: list[Job] = []
     for job in jobs:
         result = _placed(site, job, cache, existing)
         if result is None:
-            todo.append(job)
-        elif done is not None:
-            done(result)
+            yield job
         else:
-            placed.append(result)
-    return placed, todo
+            done(result)
 
 
 def _placed(site: Path, job: Job, cache: Cache, existing: Mapping[str, str]) -> JobResult | None:
@@ -475,7 +488,7 @@ def remove_stale(site: Path, report: Report) -> int:
     return removed
 
 
-def _bar(total: int, enabled: bool | None) -> Any:
+def _bar(total: int, done: int, enabled: bool | None) -> Any:
     show = sys.stderr.isatty() if enabled is None else enabled
     if not show or total <= 1:
         return None
@@ -483,7 +496,7 @@ def _bar(total: int, enabled: bool | None) -> Any:
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, unit="img", desc="ssg-dmi", leave=False)
+    return tqdm(total=total, initial=done, unit="img", desc="ssg-dmi", leave=False)
 
 
 class Collector:
@@ -504,8 +517,11 @@ class Collector:
         self.cache_errors: set[str] = set()
         self.sources = 0
         self.totals = Summary()
-        # (paths, packed record or None) or, with an error or notes, a longer tuple.
-        self._pending: list[tuple[Any, ...]] = []
+        # The records as they come, straight into the table the report gets (in SQLite
+        # past its threshold); errors and notes, few, by path.
+        self.images = ImageTable()
+        self.errors: dict[str, str] = {}
+        self.notes: dict[str, list[str]] = {}
 
     def taken(self, result: JobResult) -> JobResult:
         """:meth:`add` for :func:`~ssg_dmi.build.workers.execute`'s ``after``: what it
@@ -524,37 +540,39 @@ class Collector:
         totals.files_written += result.written
         if result.cache_error:
             self.cache_errors.add(result.cache_error)
-        row = None
-        if result.error is None:
-            if self.record:
-                self.used += bytes.fromhex(result.key)
-                for alias in result.aliases:
-                    self.used += bytes.fromhex(alias)
-            original, *made = result.outputs
-            if self.existing:
-                self._settle(paths, made)
-            row = row_of(
-                original.width,
-                original.height,
-                original.format,
-                original.bytes,
-                result.reencoded,
-                [(variant_suffix(v), v.width, v.height, v.format, v.bytes) for v in made],
-            )
-            totals.images += len(paths)
-            totals.variants += len(made) * len(paths)
-            totals.bytes_after += original.bytes * len(paths)
-            totals.variant_bytes += sum(v.bytes for v in made) * len(paths)
-        held = paths[0] if len(paths) == 1 else paths  # one path: its text, no tuple
-        if result.error is None and not result.notes:
-            self._pending.append((held, row))
-        else:
-            self._pending.append((held, row, result.error, tuple(result.notes)))
+        for rel in paths:
+            if result.notes:
+                self.notes[rel] = list(result.notes)
+            if result.error is not None:
+                self.errors[rel] = result.error
+        if result.error is not None:
+            return
+        if self.record:
+            self.used += bytes.fromhex(result.key)
+            for alias in result.aliases:
+                self.used += bytes.fromhex(alias)
+        original, *made = result.outputs
+        if self.existing:
+            self._settle(paths, made)
+        row = row_of(
+            original.width,
+            original.height,
+            original.format,
+            original.bytes,
+            result.reencoded,
+            [(variant_suffix(v), v.width, v.height, v.format, v.bytes) for v in made],
+        )
+        for rel in paths:  # one record serves every path holding the source
+            self.images.set_row(rel, row)
+        totals.images += len(paths)
+        totals.variants += len(made) * len(paths)
+        totals.bytes_after += original.bytes * len(paths)
+        totals.variant_bytes += sum(v.bytes for v in made) * len(paths)
 
     def _settle(self, paths: tuple[str, ...], made: list[Output]) -> None:
         """The variants beside each of ``paths`` that its new ones do not include (what
         :func:`stale_variants` would find for it), noted; their listing dropped."""
-        existing = self.existing or {}
+        existing = self.existing if self.existing is not None else {}
         suffixes = None
         for rel in paths:
             old = existing.pop(rel, None)
@@ -564,38 +582,23 @@ class Collector:
 
     def fill(self, report: Report) -> None:
         """Put what was collected into ``report`` (its images, errors, notes, summary)."""
-        pending, self._pending = self._pending, []
-        pending.sort(key=_first_path)
-        images = report.images
-        table = images if isinstance(images, ImageTable) else None
-        for item in pending:
-            paths, row = _paths(item[0]), item[1]
-            error, notes = (item[2], item[3]) if len(item) > 2 else (None, ())
-            for rel in paths:
-                if notes:
-                    report.notes[rel] = list(notes)
-                if error is not None:
-                    report.errors[rel] = error
-                elif table is not None:
-                    table.set_row(rel, row)
-                else:
-                    images[rel] = unpack(rel, row)
-        del pending
+        images, self.images = self.images, ImageTable()
+        if isinstance(report.images, ImageTable) and not report.images:
+            report.images = images
+        else:
+            for rel, row in images.rows():
+                report.images[rel] = unpack(rel, row)
+        for rel in sorted(self.notes):
+            report.notes[rel] = self.notes[rel]
+        for rel in sorted(self.errors):
+            report.errors[rel] = self.errors[rel]
+        self.notes, self.errors = {}, {}
         self.totals.sources = self.sources
         self.totals.errors = len(report.errors)
         report.summary = self.totals
 
 
 _TAKEN = JobResult(relpaths=(), key="")
-
-
-def _paths(held: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (held,) if isinstance(held, str) else held
-
-
-def _first_path(item: tuple[Any, ...]) -> str:
-    held = item[0]
-    return held if isinstance(held, str) else str(held[0])
 
 
 def write_report(report: Report, path: Path) -> None:

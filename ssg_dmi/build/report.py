@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
+from .spool import Spooled
+
 
 class JsonShaped:
     """``record["name"]`` for ``record.name``, as the record's JSON spells it."""
@@ -100,13 +102,15 @@ def unpack(rel: str, row: str) -> ImageResult:
 
 class ImageTable(MutableMapping[str, ImageResult]):
     """``{site path: ImageResult}`` held as one short string per image (about 100 bytes
-    instead of the ~500 its records take): a 100,000-image report stays small. A record
-    read from it is made anew from its string, equal to the one stored."""
+    instead of the ~500 its records take), in a :class:`~ssg_dmi.build.spool.Spooled`
+    table: past its threshold the strings are in SQLite, so the driver of a very large
+    site does not hold them. Iterates in path order. A record read from it is made anew
+    from its string, equal to the one stored."""
 
     __slots__ = ("_rows",)
 
     def __init__(self, items: Iterable[tuple[str, ImageResult]] = ()) -> None:
-        self._rows: dict[str, str] = {}
+        self._rows = Spooled()
         for rel, entry in items:
             self[rel] = entry
 
@@ -128,20 +132,24 @@ class ImageTable(MutableMapping[str, ImageResult]):
     def __len__(self) -> int:
         return len(self._rows)
 
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
     def __repr__(self) -> str:
         return f"ImageTable({dict(self.items())!r})"
 
     def row(self, rel: str) -> str | None:
         """The packed record of ``rel`` (equal rows: equal records), None when absent."""
-        return self._rows.get(rel)
+        found: str | None = self._rows.get(rel)
+        return found
 
     def set_row(self, rel: str, row: str) -> None:
         """Store a record already packed (by :func:`pack` or :func:`row_of`)."""
         self._rows[rel] = row
 
     def rows(self) -> Iterator[tuple[str, str]]:
-        """(site path, packed record) pairs, in the table's order."""
-        return iter(self._rows.items())
+        """(site path, packed record) pairs, in path order, read as they are used."""
+        return self._rows.sorted_items()
 
 
 def row_of(
@@ -225,7 +233,7 @@ class Report:
             images = self.images
             # From an ImageTable's strings, a record at a time: never a copy of the table.
             entries = (
-                ((rel, unpack(rel, row)) for rel, row in sorted(images.rows()))
+                ((rel, unpack(rel, row)) for rel, row in images.rows())
                 if isinstance(images, ImageTable)
                 else iter(sorted(images.items()))
             )

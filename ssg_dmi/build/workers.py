@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
     FIRST_COMPLETED,
     BrokenExecutor,
@@ -123,13 +123,13 @@ class Progress:
     def __init__(self, total: int, tick: Callable[[], None] | None = None) -> None:
         self.total = total
         self.done = 0
-        self._tick = tick
+        self.tick = tick
 
     def add(self) -> None:
         """Count one finished job."""
         self.done += 1
-        if self._tick is not None:
-            self._tick()
+        if self.tick is not None:
+            self.tick()
 
 
 def _failed(job: Job, error: str) -> JobResult:
@@ -137,31 +137,34 @@ def _failed(job: Job, error: str) -> JobResult:
 
 
 def execute(
-    jobs: Sequence[Job],
+    jobs: Iterable[Job],
     run: Callable[[Job], JobResult],
     runner: Workers | Executor | None,
     progress: Progress,
     window: int,
-    after: Callable[[int, JobResult], JobResult] | None = None,
-) -> list[JobResult]:
-    """Run every job and return one result each, whatever happens to the workers.
+    after: Callable[[Job, JobResult], object] | None = None,
+    prepare: Callable[[Job], Job] | None = None,
+) -> None:
+    """Run every job and hand each its result, whatever happens to the workers.
 
-    ``runner`` None runs the jobs in this process (one at a time); a :class:`Workers`
-    pool is rebuilt when a worker dies; any other ``Executor`` (a thread pool, Dask) is
-    used as it is: a job whose future fails becomes that job's error (Dask retries a job
-    whose worker died on another worker first). ``after`` runs in this process on each
-    result as it arrives, given the job's index (a remote job's outputs placed, its bytes
-    dropped).
+    ``jobs`` is taken as it is needed (a window at a time): the driver of a large site
+    never holds every job, nor every result. ``runner`` None runs the jobs in this process
+    (one at a time); a :class:`Workers` pool is rebuilt when a worker dies; any other
+    ``Executor`` (a thread pool, Dask) is used as it is: a job whose future fails becomes
+    that job's error (Dask retries a job whose worker died on another worker first).
+    ``after`` runs in this process on each job and its result as it arrives (a remote
+    job's outputs placed). ``prepare``: what is sent for a job (a remote job with its
+    source bytes, made when it is sent); ``after`` and error results get the job as given.
     """
-    results: list[JobResult] = []
     try:
         if runner is None:
-            for index, job in enumerate(jobs):
-                result = run(job)
-                results.append(after(index, result) if after else result)
+            for job in jobs:
+                result = run(prepare(job) if prepare else job)
+                if after is not None:
+                    after(job, result)
                 progress.add()
-            return results
-        return _pooled(jobs, run, runner, progress, max(1, window), results, after)
+            return
+        _pooled(iter(jobs), run, runner, progress, max(1, window), after, prepare)
     except KeyboardInterrupt:
         if isinstance(runner, Workers):
             runner.terminate()
@@ -185,83 +188,90 @@ def _cancel(runner: Executor) -> None:
 
 
 def _pooled(
-    jobs: Sequence[Job],
+    queue: Iterator[Job],
     run: Callable[[Job], JobResult],
     runner: Workers | Executor,
     progress: Progress,
     window: int,
-    results: list[JobResult],
-    after: Callable[[int, JobResult], JobResult] | None = None,
-) -> list[JobResult]:
-    queue = deque(range(len(jobs)))
-    retry: deque[int] = deque()  # jobs that were in flight when a worker died
-    tries = [0] * len(jobs)
-    in_flight: dict[Future[JobResult], int] = {}
+    after: Callable[[Job, JobResult], object] | None,
+    prepare: Callable[[Job], Job] | None,
+) -> None:
+    retry: deque[Job] = deque()  # jobs that were in flight when a worker died
+    back: deque[Job] = deque()  # jobs never started when the pool broke: next in line
+    tried: set[int] = set()  # (ids of) the jobs that were in flight when a worker died once
+    in_flight: dict[Future[JobResult], Job] = {}
     alone = False  # a retried job runs with nothing beside it, so a second death is its own
 
-    def submit(index: int) -> bool:
+    def submit(job: Job) -> bool:
         executor = runner.pool if isinstance(runner, Workers) else runner
         try:
-            in_flight[executor.submit(run, jobs[index])] = index
+            in_flight[executor.submit(run, prepare(job) if prepare else job)] = job
         except BrokenExecutor:
             if isinstance(runner, Workers) and in_flight:
                 # A worker died since the last look; its futures fail in a moment and
                 # are handled below. This job never started: it goes back in line.
-                queue.appendleft(index)
+                back.appendleft(job)
                 return False
-            finish(index, _failed(_plain(jobs)[index], WORKER_DIED))
+            finish(job, _failed(job, WORKER_DIED))
         return True
 
-    def finish(index: int, result: JobResult) -> None:
-        results.append(after(index, result) if after else result)
+    def finish(job: Job, result: JobResult) -> None:
+        tried.discard(id(job))  # its id may be a later job's
+        if after is not None:
+            after(job, result)
         progress.add()
 
-    while queue or retry or in_flight:
+    def next_job() -> Job | None:
+        return back.popleft() if back else next(queue, None)
+
+    while True:
         if not in_flight:
             alone = bool(retry)
             if retry:
                 submit(retry.popleft())
         if not alone:
-            while queue and len(in_flight) < window and submit(queue.popleft()):
-                pass
+            while len(in_flight) < window:
+                job = next_job()
+                if job is None or not submit(job):
+                    break
         if not in_flight:
-            continue
+            if retry or back:
+                continue
+            break
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-        broken: list[int] = []
+        broken: list[Job] = []
         for future in done:
-            _collect(future, in_flight.pop(future), jobs, broken, finish)
+            _collect(future, in_flight.pop(future), broken, finish)
         if not broken:
             continue
         # The pool is gone: the other jobs in flight fail with it, quickly.
         rest, _ = wait(in_flight)
         for future in rest:
-            _collect(future, in_flight.pop(future), jobs, broken, finish)
+            _collect(future, in_flight.pop(future), broken, finish)
         rebuild = isinstance(runner, Workers)
-        for index in broken:
-            tries[index] += 1
-            if tries[index] >= 2 or not rebuild:
-                finish(index, _failed(_plain(jobs)[index], WORKER_DIED))
+        for job in broken:
+            if id(job) in tried or not rebuild:
+                finish(job, _failed(job, WORKER_DIED))
             else:
-                retry.append(index)
+                tried.add(id(job))
+                retry.append(job)
         if isinstance(runner, Workers):
             log.warning(
                 "a worker process died; retrying the %d image(s) it may have held", len(retry)
             )
             runner.replace()
-    return results
 
 
 def _collect(
     future: Future[JobResult],
-    index: int,
-    jobs: Sequence[Job],
-    broken: list[int],
-    finish: Callable[[int, JobResult], None],
+    job: Job,
+    broken: list[Job],
+    finish: Callable[[Job, JobResult], None],
 ) -> None:
     try:
         result = future.result()
     except BrokenExecutor:
-        broken.append(index)
+        broken.append(job)
         return
     except CancelledError:  # not by us (an interrupt stops before looking): the cluster
         raise ExecutorLost(  # went away, which is no image's fault
@@ -271,13 +281,8 @@ def _collect(
     except Exception as exc:  # noqa: BLE001 - a failed future is that job's error
         # Dask's KilledWorker: the workers running it kept dying (Dask retried it first).
         dying = type(exc).__name__ == "KilledWorker"
-        result = _failed(_plain(jobs)[index], WORKER_DIED if dying else crash_message(exc))
-    finish(index, result)
-
-
-def _plain(jobs: Sequence[Job]) -> Sequence[Job]:
-    """The jobs as planned (a remote sequence makes each job anew, reading its source)."""
-    return getattr(jobs, "base", jobs)
+        result = _failed(job, WORKER_DIED if dying else crash_message(exc))
+    finish(job, result)
 
 
 @contextmanager
