@@ -40,6 +40,14 @@ class ExecutorLost(SsgDmiError):
     exitcode = 1
 
 
+class TempTablesFailed(SsgDmiError):
+    """The temporary tables of a very large build (``ssg_dmi.build.spool``) could not be
+    written (their folder is full): the machine's fault, not an image's; what is written is
+    consistent, rerun to finish."""
+
+    exitcode = 1
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """An exception's message cut to its first line (libraries' messages go on with
     response bodies and debug dumps, which do not belong in a one-line error), or its

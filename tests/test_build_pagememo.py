@@ -17,6 +17,7 @@ from PIL import Image
 
 import ssg_dmi.pages.rewrite as pagehtml
 import ssg_dmi.pages.scan as scanning
+from ssg_dmi.build.pagememo import PageMemo
 from ssg_dmi.build.site import run_site
 from ssg_dmi.settings import Settings, load_settings
 
@@ -103,6 +104,28 @@ def test_a_rebuild_with_nothing_changed_scans_and_rewrites_no_page(
     # Without a cache folder there is no record: every page is read through as before.
     run_site(site, conf(cache, cache=False), progress=False)
     assert calls.rewrites == 2 and files(site) == before
+
+
+def test_a_record_held_in_sqlite_is_used_as_one_held_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past a twentieth of spool.SPILL_AT pages the record's tables move into SQLite (a
+    # 100,000-page site's record is never all in memory): at 20, a table of 2 pages does.
+    from ssg_dmi.build import spool
+
+    monkeypatch.setattr(spool, "SPILL_AT", 20)
+    site, cache = make_site(tmp_path / "site"), tmp_path / "cache"
+    run_site(site, conf(cache), progress=False)
+    record = next((cache / "v1" / "pages").iterdir()).read_bytes()
+    assert len(record.splitlines()) == 1 + 2 + 2  # the header, 2 pages, 2 scans
+    before = files(site)
+    memo = PageMemo.for_site(cache, site)
+    assert memo._old.spilled and memo._old_scans.spilled
+    calls = Calls(monkeypatch)
+    report = run_site(site, conf(cache), progress=False)
+    assert (calls.scans, calls.rewrites) == (0, 0)
+    assert report.pages_changed == 0 and files(site) == before
+    assert next((cache / "v1" / "pages").iterdir()).read_bytes() == record
 
 
 def twin(built: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
@@ -198,6 +221,7 @@ def test_changed_settings_rewrite_the_pages(
         b"not json",
         b"[]",
         b'{"format": 2, "code": 5, "pages": []}',
+        b'{"format": 3, "code": 5}\n',  # another code's record
         None,  # the real record with each entry's fields of the wrong type
     ],
 )
@@ -206,15 +230,19 @@ def test_a_malformed_record_is_ignored(
 ) -> None:
     site, cache = built
     (path,) = (cache / "v1" / "pages").iterdir()
-    if record is None:
-        raw = json.loads(path.read_bytes())
-        raw["pages"] = {rel: json.dumps([1, "x", None]) for rel in raw["pages"]}
-        raw["scans"] = {
-            rel: json.dumps([*json.loads(e)[:2], 3, {}, [], [[1]]])
-            for rel, e in raw["scans"].items()
-        }
-        raw["pages"]["index.html"] = ["an entry that is not text"]
-        record = json.dumps(raw).encode()
+    if record is None:  # a JSON line per page after the header
+        head, *lines = path.read_bytes().splitlines()
+        out = [head]
+        for line in lines:
+            kind, rel, text = json.loads(line)
+            if kind == "p":
+                text = json.dumps([1, "x", None])
+            else:
+                text = json.dumps([*json.loads(text)[:2], 3, {}, [], [[1]]])
+            out.append(json.dumps([kind, rel, text]).encode())
+        out.append(json.dumps(["p", "index.html", ["an entry that is not text"]]).encode())
+        out += [b"not json", b'["p", "index.html"]', b'["x", "index.html", "[]"]']
+        record = b"\n".join(out) + b"\n"
     path.write_bytes(record)
     before = files(site)
     calls = Calls(monkeypatch)

@@ -232,3 +232,35 @@ def test_a_build_past_the_spill_threshold_writes_and_reports_what_a_small_one_do
     # Each build's groups and records; the warm builds' listings of the variants beside.
     assert small[2] == 0 and large[2] >= 8
     assert large[:2] == small[:2]
+
+
+def test_a_full_temporary_folder_stops_the_build_with_one_line_and_a_consistent_site(
+    tmp_path: Path,
+) -> None:
+    # Past the threshold the driver's tables live in a SQLite file in the temporary folder.
+    # That folder full (here: files over 16 KiB refused, EFBIG) is the machine's fault: one
+    # line saying where and what to do, exit 1, and the site as consistent as after Ctrl-C.
+    import subprocess
+    import sys
+
+    site, cache = make_site(tmp_path / "site", 400), tmp_path / "cache"
+    code = f"""
+import resource, signal, sys
+from ssg_dmi.build import spool
+from ssg_dmi.cli import main
+spool.SPILL_AT, spool.CACHE_KIB = 2, 8
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, 16 * 1024))
+sys.exit(main(["build", {str(site)!r}, "--cache-dir", {str(cache)!r}, "--jobs", "1",
+               "--widths", "16", "--formats", "webp", "--no-progress"]))
+"""
+    before = tree(site)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith("ssg-dmi: error: the build's temporary tables in ")
+    assert "free space there, or point TMPDIR (or SQLITE_TMPDIR) at a folder with room" in line
+    after = tree(site)
+    # Nothing lost; each image as it was or tagged, its variants beside it or not yet made.
+    assert set(before) <= set(after)
+    assert all(path.endswith(".webp") for path in set(after) - set(before))

@@ -14,7 +14,10 @@ The record is read as untrusted: anything malformed is ignored (and the page rew
 A forged record can at worst leave a page as it is; it never makes the build write.
 
 Each page's entries are held as their JSON text and parsed when that page is looked at:
-parsed all at once, the record of a 5,000-page site took ~5 KB of objects per page.
+parsed all at once, the record of a 5,000-page site took ~5 KB of objects per page. The
+record is a JSON line per page, read and written a line at a time, and its entries are
+held in tables that move into SQLite past their threshold (:mod:`ssg_dmi.build.spool`):
+the record of a 100,000-page site is never all in memory.
 """
 
 from __future__ import annotations
@@ -26,15 +29,17 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..fsutil import atomic_write
+from ..fsutil import atomic_write_chunks
 from ..pages import scan as scanning
 from ..pages.encoding import PageText
 from ..pages.scan import PageScan
 from ..version import __version__
+from . import spool
+from .spool import Spooled
 
 log = logging.getLogger("ssg_dmi.build.pagememo")
 
-_FORMAT = 2  # 1: entries as JSON values, not text
+_FORMAT = 3  # 1: entries as JSON values, not text; 2: one JSON object, not a line per page
 _V = TypeVar("_V")
 
 
@@ -93,26 +98,24 @@ class PageMemo:
 
     def __init__(self, path: Path | None, code: str) -> None:
         self.path, self.code = path, code
-        # Page -> its entry as JSON text (see the module's notes).
-        self._old: dict[str, Any] = {}
-        self._new: dict[str, str] = {}
-        self._old_scans: dict[str, Any] = {}
-        self._scans: dict[str, str] = {}
+        # Page -> its entry as JSON text (see the module's notes), in tables that move into
+        # SQLite past their threshold (an entry is ~1.5 KB: a twentieth of the images').
+        self._old, self._new = _table(), _table()
+        self._old_scans, self._scans = _table(), _table()
         if path is None or not code:
             return
         try:
-            raw = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            with path.open("rb") as lines:
+                if _header(lines.readline()) != [_FORMAT, code]:
+                    return
+                for line in lines:  # a line at a time: the record is never all in memory
+                    entry = _parsed(line)
+                    if isinstance(entry, list) and len(entry) == 3:
+                        kind, rel, text = entry
+                        if kind in ("p", "s") and isinstance(rel, str) and isinstance(text, str):
+                            (self._old if kind == "p" else self._old_scans)[rel] = text
+        except (OSError, UnicodeDecodeError):
             return
-        if (
-            isinstance(raw, dict)
-            and raw.get("format") == _FORMAT
-            and raw.get("code") == code
-            and isinstance(raw.get("pages"), dict)
-        ):
-            self._old = raw["pages"]
-            if isinstance(raw.get("scans"), dict):
-                self._old_scans = raw["scans"]
 
     @classmethod
     def for_site(cls, cache_dir: Path, site: Path) -> PageMemo:
@@ -170,13 +173,28 @@ class PageMemo:
         costs the next build the rewrite of every page, nothing else: logged, not warned."""
         if self.path is None or not self.code or not (self._new or self._old or self._scans):
             return
-        record = {"format": _FORMAT, "code": self.code, "pages": self._new, "scans": self._scans}
-        data = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+
+        def lines() -> Iterator[bytes]:  # a line per page, written as made
+            yield json.dumps({"code": self.code, "format": _FORMAT}).encode() + b"\n"
+            for kind, table in (("p", self._new), ("s", self._scans)):
+                for rel, text in table.sorted_items():
+                    yield json.dumps([kind, rel, text]).encode() + b"\n"
+
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.path, data)
+            atomic_write_chunks(self.path, lines())
         except OSError as exc:
             log.debug("%s: cannot record the unchanged pages (%s)", self.path, exc)
+
+
+def _table() -> Spooled:
+    return Spooled(spill_at=max(1, spool.SPILL_AT // 20))
+
+
+def _header(line: bytes) -> list[Any] | None:
+    """The record's first line as [format, code]; None when it is not one."""
+    head = _parsed(line)
+    return [head.get("format"), head.get("code")] if isinstance(head, dict) else None
 
 
 def _text(entry: list[Any]) -> str:
@@ -185,7 +203,7 @@ def _text(entry: list[Any]) -> str:
 
 def _parsed(text: object) -> Any:
     """A recorded entry's value; None when it is not JSON text."""
-    if not isinstance(text, str):
+    if not isinstance(text, (str, bytes)):
         return None
     try:
         return json.loads(text)

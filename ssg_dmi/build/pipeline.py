@@ -454,10 +454,10 @@ def usable_cache(cache_dir: CacheLocation | None, warnings: list[str]) -> CacheL
     return cache_dir
 
 
-def stale_variants(report: Report, existing: Mapping[str, str]) -> list[str]:
+def stale_variants(report: Report, existing: Listing) -> list[str]:
     """Our variants beside each processed image that its new outputs do not include."""
     stale = []
-    for rel, old in existing.items():  # the images with variants beside them: few or all
+    for rel, old in existing.sorted_items():  # the images with variants beside them
         if rel in report.images:
             keep = {v.path for v in report.images[rel].variants}
             stale += [path for path in listed(rel, old) if path not in keep]

@@ -15,13 +15,16 @@ build reports does not depend on which side of the threshold a site falls.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, MutableMapping
 from typing import Any
+
+from ..errors import TempTablesFailed, first_line
 
 # Entries a table holds in a dict before it moves to SQLite (tests lower it).
 SPILL_AT = 20_000
 # The memory SQLite may use for its pages, per table (KiB).
-CACHE_KIB = 4096
+CACHE_KIB = 1024
 
 _ENC = "surrogatepass"
 _MISSING: Any = object()  # pop's default when none is given: a missing key raises KeyError
@@ -55,7 +58,7 @@ class Spooled(MutableMapping[str, str]):
     def _spill(self) -> None:
         import sqlite3
 
-        db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+        db = _Guarded(sqlite3.connect("", isolation_level=None, check_same_thread=False))
         db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
@@ -69,7 +72,8 @@ class Spooled(MutableMapping[str, str]):
     def _items(self) -> Iterator[tuple[str, str]]:
         if self._dict is not None:
             return iter(self._dict.items())
-        return ((_s(k), _s(v)) for k, v in self._db.execute("SELECT k, v FROM t"))
+        rows = self._db.execute("SELECT k, v FROM t")
+        return ((_s(k), _s(v)) for k, v in self._db.rows(rows))
 
     def __getitem__(self, key: str) -> str:
         found: str | None = self.get(key)
@@ -150,7 +154,7 @@ class Spooled(MutableMapping[str, str]):
         if self._dict is not None:
             return iter(sorted(self._dict.items()))
         rows = self._db.execute("SELECT k, v FROM t ORDER BY k")
-        return ((_s(k), _s(v)) for k, v in rows)
+        return ((_s(k), _s(v)) for k, v in self._db.rows(rows))
 
     def popitems(self) -> Iterator[tuple[str, str]]:
         """:meth:`sorted_items`, the table emptied as it goes (a spilled table at the end)."""
@@ -171,3 +175,45 @@ class Spooled(MutableMapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Spooled({dict(self.sorted_items())!r})"
+
+
+class _Guarded:
+    """A SQLite connection whose every failure (the temporary folder full, mostly) is
+    :class:`~ssg_dmi.errors.TempTablesFailed`, saying where and what to do."""
+
+    __slots__ = ("_db", "_error")
+
+    def __init__(self, db: Any) -> None:
+        import sqlite3
+
+        self._db, self._error = db, sqlite3.Error
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        try:
+            return self._db.execute(sql, params)
+        except self._error as exc:
+            raise _failed(exc) from None
+
+    def executemany(self, sql: str, params: Any) -> Any:
+        try:
+            return self._db.executemany(sql, params)
+        except self._error as exc:
+            raise _failed(exc) from None
+
+    def rows(self, cursor: Any) -> Iterator[Any]:
+        try:
+            yield from cursor
+        except self._error as exc:
+            raise _failed(exc) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _failed(exc: Exception) -> TempTablesFailed:
+    where = os.environ.get("SQLITE_TMPDIR") or os.environ.get("TMPDIR") or "/var/tmp or /tmp"
+    return TempTablesFailed(
+        f"the build's temporary tables in {where} failed ({first_line(exc)}): free space "
+        "there, or point TMPDIR (or SQLITE_TMPDIR) at a folder with room, and rerun; what "
+        "is written is consistent"
+    )

@@ -10,7 +10,7 @@ import sys
 from argparse import Namespace
 from collections.abc import Callable, Sequence
 
-from ..errors import BuildInterrupted, ConfigError, ExecutorLost
+from ..errors import BuildInterrupted, ConfigError, ExecutorLost, TempTablesFailed
 from .parser import EXIT_USAGE, build_parser
 
 __all__ = ["build_parser", "main"]
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ssg-dmi: config error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ExecutorLost as exc:
+    except (ExecutorLost, TempTablesFailed) as exc:
         print(f"ssg-dmi: error: {exc}", file=sys.stderr)
         return ExecutorLost.exitcode
     except BuildInterrupted as exc:
