@@ -255,8 +255,9 @@ def test_a_malformed_record_is_ignored(
 
 def test_a_no_work_rebuild_starts_no_pool_and_loads_no_rewriter(built: tuple[Path, Path]) -> None:
     """What a rebuild with nothing to do never imports: the process pool's machinery, the
-    scale-out code, the page rewriter (every page is as its rewrite leaves it), Pillow, and
-    two standard modules only a mistake or a zipped package needs (difflib, zipfile)."""
+    scale-out code, the page rewriter (every page is as its rewrite leaves it), Pillow,
+    two standard modules only a mistake or a zipped package needs (difflib, zipfile), and
+    sqlite3 (only a site past spool.SPILL_AT images needs it)."""
     site, cache = built
     code = (
         "import sys\n"
@@ -264,7 +265,8 @@ def test_a_no_work_rebuild_starts_no_pool_and_loads_no_rewriter(built: tuple[Pat
         f"assert main(['build', {str(site)!r}, '--cache-dir', {str(cache)!r}, '--jobs', '2',"
         " '--widths', '40,80', '--formats', 'jpeg', '--no-progress']) == 0\n"
         "unwanted = ('multiprocessing', 'concurrent.futures.process', 'ssg_dmi.build.remote',"
-        " 'ssg_dmi.pages.rewrite', 'ssg_dmi.pages.responsive', 'PIL', 'difflib', 'zipfile')\n"
+        " 'ssg_dmi.pages.rewrite', 'ssg_dmi.pages.responsive', 'PIL', 'difflib', 'zipfile',"
+        " 'sqlite3')\n"
         "print(sorted(m for m in sys.modules if m in unwanted))\n"
     )
     out = subprocess.run(
