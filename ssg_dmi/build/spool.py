@@ -157,14 +157,17 @@ class Spooled(MutableMapping[str, str]):
         return ((_s(k), _s(v)) for k, v in self._db.rows(rows))
 
     def popitems(self) -> Iterator[tuple[str, str]]:
-        """:meth:`sorted_items`, the table emptied as it goes (a spilled table at the end)."""
+        """:meth:`sorted_items`, the table emptied as it goes (a spilled table at the end):
+        what is not taken is dropped all the same."""
         if self._dict is not None:
             held, self._dict = self._dict, {}
             for key in sorted(held):
                 yield key, held.pop(key)
             return
-        yield from self.sorted_items()
-        self.close()
+        try:
+            yield from self.sorted_items()
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Drop everything (a spilled table's file goes with its connection)."""
