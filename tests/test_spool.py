@@ -480,3 +480,40 @@ def test_memory_stays_bounded_once_spilled() -> None:
     assert held["grown_kib"] > 20_000, held  # a dict of it takes tens of MiB
     assert spilled["grown_kib"] < held["grown_kib"] / 3, (spilled, held)
     assert spilled["grown_kib"] < 16 * 1024, spilled  # about the 1 MiB page cache
+
+
+@pytest.mark.parametrize("spill_at", [10**9, 0, 100], ids=["memory", "file", "midway"])
+def test_spooled_bytes_give_back_what_was_appended_in_order(spill_at: int) -> None:
+    keys = [random.Random(i).randbytes(32) for i in range(500)]
+    log = spool.SpooledBytes(spill_at)
+    for key in keys:
+        log += key
+    assert len(log) == 32 * 500 and log.spilled == (spill_at < 32 * 500)
+    joined = b"".join(keys)
+    assert b"".join(log.pieces(32 * 7)) == joined
+    assert [len(p) for p in log.pieces(32 * 7)] == [32 * 7] * 71 + [32 * 3]
+    assert b"".join(log.pieces(4096)) == joined  # read again: the same
+    log += b"x" * 32
+    assert b"".join(log.pieces(4096)) == joined + b"x" * 32
+    log.close()
+    assert len(log) == 0 and b"".join(log.pieces(64)) == b"" and not log.spilled
+
+
+def test_spooled_bytes_past_the_threshold_leave_nothing_visible(tmp_path: Path) -> None:
+    code = f"""
+import os, tempfile
+tempfile.tempdir = {str(tmp_path)!r}
+from ssg_dmi.build import spool
+log = spool.SpooledBytes(1024)
+for i in range(10_000):
+    log += i.to_bytes(32, "big")
+assert log.spilled and os.listdir({str(tmp_path)!r}) == []
+data = b"".join(log.pieces(32 * 1024))
+assert data == b"".join(i.to_bytes(32, "big") for i in range(10_000))
+log.close()
+print("ok", os.listdir({str(tmp_path)!r}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out.strip() == "ok []"

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 
 from ..fsutil import OPEN_READ, atomic_write_chunks, read_all
 from ..version import __version__
+from .spool import SpooledBytes
 from .store import FileState, FolderStore, Store, boot_id, open_store
 
 LAYOUT = "v1"
@@ -269,7 +270,7 @@ class Cache:
         a bucket that is not there or refuses the credentials)."""
         self.store.check_writable()
 
-    def record_build(self, used: bytes | bytearray, site: Path) -> None:
+    def record_build(self, used: bytes | bytearray | SpooledBytes, site: Path) -> None:
         """Remember which keys the last build of ``site`` used (each site its own record,
         so pruning after one site's build keeps what another site sharing the cache uses).
         ``used``: the keys as 32 raw bytes each, in the order used (the record's reader
@@ -277,16 +278,20 @@ class Cache:
         of a 100,000-image record is 6.8 MB), never a text object per key."""
         where = str(site.resolve())
         name = f"{LAYOUT}/builds/{sha256(where.encode('utf-8', 'surrogateescape'))[:16]}.json"
+        size = 32 * 1024  # 1,024 keys a piece
+        if isinstance(used, SpooledBytes):
+            pieces = used.pieces(size)
+        else:
+            pieces = (bytes(used[start : start + size]) for start in range(0, len(used), size))
 
         def chunks() -> Iterator[bytes]:
             yield json.dumps({"site": where, "time": time.time()})[:-1].encode()
             yield b', "keys": ['
-            for start in range(0, len(used), 32 * 1024):  # 1,024 keys a piece
-                part = used[start : start + 32 * 1024]
-                sep = b"" if start == 0 else b", "
-                yield sep + b", ".join(
-                    b'"%s"' % part[i : i + 32].hex().encode() for i in range(0, len(part), 32)
-                )
+            sep = b""
+            for part in pieces:
+                keys = (b'"%s"' % part[i : i + 32].hex().encode() for i in range(0, len(part), 32))
+                yield sep + b", ".join(keys)
+                sep = b", "
             yield b"]}"
 
         if isinstance(self.store, FolderStore):

@@ -27,7 +27,7 @@ from ..walk import site_images, variant_source
 from .cache import Cache, Output, hash_files, sha256
 from .report import ImageTable, Report, Summary, row_of, unpack
 from .spec import Job, JobResult, Options, cached_result, variant_suffix
-from .spool import Spooled
+from .spool import Spooled, SpooledBytes
 from .store import CacheLocation, is_remote, start_method_for
 from .workers import Progress, Workers, execute
 
@@ -307,7 +307,7 @@ def run(
             Cache(cache_dir).record_build(collected.used, site)
         except OSError as exc:
             cache_errors.append(str(exc.strerror or exc))
-    collected.used = bytearray()
+    collected.used.close()
     if cache_errors:
         report.warnings.append(
             f"{shown(cache_dir or '')}: the cache could not be written ({cache_errors[0]}); "
@@ -513,7 +513,7 @@ class Collector:
         self.stale: list[str] = []
         # The keys the build used (results' keys and aliases), 32 raw bytes each: a large
         # site's list of key texts was about 120 bytes per image, held to the end.
-        self.used = bytearray()
+        self.used = SpooledBytes()
         self.cache_errors: set[str] = set()
         self.sources = 0
         self.totals = Summary()

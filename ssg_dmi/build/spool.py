@@ -180,6 +180,66 @@ class Spooled(MutableMapping[str, str]):
         return f"Spooled({dict(self.sorted_items())!r})"
 
 
+class SpooledBytes:
+    """Bytes appended in order (the keys a build used, 32 bytes each), in memory up to
+    ``spill_at`` bytes (default: 64 per entry of :data:`SPILL_AT`), past that in an unlinked
+    temporary file (Python's ``tempfile``, in the same folder SQLite would use)."""
+
+    __slots__ = ("_mem", "_file", "_spill_at", "_filed")
+
+    def __init__(self, spill_at: int | None = None) -> None:
+        self._mem = bytearray()
+        self._file: Any = None
+        self._spill_at = 64 * SPILL_AT if spill_at is None else spill_at
+        self._filed = 0  # bytes in the file
+
+    def __iadd__(self, data: bytes) -> SpooledBytes:
+        self._mem += data
+        if len(self._mem) > self._spill_at:
+            self._flush()
+        return self
+
+    def _flush(self) -> None:
+        try:
+            if self._file is None:
+                import tempfile
+
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 - held; close() closes it
+            self._file.write(self._mem)
+        except OSError as exc:
+            raise _failed(exc) from None
+        self._filed += len(self._mem)
+        self._mem.clear()
+
+    def __len__(self) -> int:
+        return self._filed + len(self._mem)
+
+    @property
+    def spilled(self) -> bool:
+        return self._file is not None
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        """The bytes in order, ``size`` at a time (the last piece shorter)."""
+        if self._file is not None:
+            self._flush()
+            try:
+                self._file.seek(0)
+                while piece := self._file.read(size):
+                    yield piece
+            except OSError as exc:
+                raise _failed(exc) from None
+            return
+        for start in range(0, len(self._mem), size):
+            yield bytes(self._mem[start : start + size])
+
+    def close(self) -> None:
+        """Drop everything (the file goes when it is closed)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._mem, self._filed = bytearray(), 0
+
+
 class _Guarded:
     """A SQLite connection whose every failure (the temporary folder full, mostly) is
     :class:`~ssg_dmi.errors.TempTablesFailed`, saying where and what to do."""
@@ -213,7 +273,7 @@ class _Guarded:
         self._db.close()
 
 
-def _failed(exc: Exception) -> TempTablesFailed:
+def _failed(exc: BaseException) -> TempTablesFailed:
     where = os.environ.get("SQLITE_TMPDIR") or os.environ.get("TMPDIR") or "/var/tmp or /tmp"
     return TempTablesFailed(
         f"the build's temporary tables in {where} failed ({first_line(exc)}): free space "
