@@ -517,3 +517,23 @@ print("ok", os.listdir({str(tmp_path)!r}))
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert out.strip() == "ok []"
+
+
+@pytest.mark.parametrize("upsert", [True, False], ids=["upsert", "one-by-one"])
+@pytest.mark.parametrize("spill_at", [10**9, 0, 5], ids=["dict", "spilled", "midway"])
+def test_batched_appends_and_sets_match_one_at_a_time(spill_at: int, upsert: bool) -> None:
+    pairs = [(f"k{i % 7}", f"v{i}\0{NOT_UTF8}") for i in range(40)]  # repeats within a batch
+    one, batched = Spooled(spill_at), Spooled(spill_at)
+    for key, value in pairs:
+        one.append(key, value)
+    batched.append_many(pairs[:3])
+    if batched.spilled:
+        batched._upsert = upsert  # an SQLite before 3.24 has no ON CONFLICT … DO UPDATE
+    batched.append_many(pairs[3:])
+    assert list(batched.sorted_items()) == list(one.sorted_items())
+    assert batched.spilled == (spill_at < 7)
+    sets = [(f"s{i % 9}", f"w{i}") for i in range(30)]
+    for key, value in sets:
+        one[key] = value
+    batched.set_many(sets)
+    assert list(batched.sorted_items()) == list(one.sorted_items())

@@ -38,6 +38,8 @@ log = logging.getLogger("ssg_dmi.build.pipeline")
 # paths, in a table that moves to SQLite past its threshold: a warm build of a large site
 # lists a variant beside every image.
 Listing = Spooled
+# Rows written to a spooled table together (one statement when it is in SQLite).
+_BATCH = 256
 
 
 def discover(
@@ -71,8 +73,7 @@ def discover(
 
 def _listed(existing: Listing | None, found: dict[str, str]) -> None:
     if existing is not None:
-        for rel, suffixes in found.items():
-            existing.append(rel, suffixes)
+        existing.append_many(found.items())
 
 
 def plan_jobs(
@@ -120,6 +121,7 @@ def plan_stream(
     # The paths holding the same (bytes, policy, mark), NUL-joined, by a key that sorts
     # the largest source first (see _group_key): in SQLite past the table's threshold.
     groups = Spooled()
+    grouped: list[tuple[str, str]] = []  # the next batch for groups
     policies: dict[ImagePolicy, int] = {}  # each distinct policy, numbered
     marks: dict[Watermark | None, int] = {}
     last: ImagePolicy | None = None
@@ -138,7 +140,12 @@ def plan_stream(
         if policy is not last:  # the settings give one object per set of rules already
             last, at = policy, policies.setdefault(policy, len(policies))
         mark = marks.setdefault(settings.watermark_for(rel, given), len(marks))
-        groups.append(_group_key(size, digest, at, mark), rel)
+        grouped.append((_group_key(size, digest, at, mark), rel))
+        if len(grouped) >= _BATCH:  # a batch at a time: one statement for a spilled table
+            groups.append_many(grouped)
+            grouped.clear()
+    groups.append_many(grouped)
+    del grouped
     cache = str(cache_dir) if cache_dir else None
     # Once per distinct mark, not per image: checking a mark loads its font and logo.
     marked = [marked_options(options, mark) for mark in marks]
@@ -520,6 +527,7 @@ class Collector:
         # The records as they come, straight into the table the report gets (in SQLite
         # past its threshold); errors and notes, few, by path.
         self.images = ImageTable()
+        self._rows: list[tuple[str, str]] = []  # the next batch for images
         self.errors: dict[str, str] = {}
         self.notes: dict[str, list[str]] = {}
 
@@ -563,7 +571,10 @@ class Collector:
             [(variant_suffix(v), v.width, v.height, v.format, v.bytes) for v in made],
         )
         for rel in paths:  # one record serves every path holding the source
-            self.images.set_row(rel, row)
+            self._rows.append((rel, row))
+        if len(self._rows) >= _BATCH:  # a batch at a time: one statement for a spilled table
+            self.images.set_rows(self._rows)
+            self._rows.clear()
         totals.images += len(paths)
         totals.variants += len(made) * len(paths)
         totals.bytes_after += original.bytes * len(paths)
@@ -582,6 +593,8 @@ class Collector:
 
     def fill(self, report: Report) -> None:
         """Put what was collected into ``report`` (its images, errors, notes, summary)."""
+        self.images.set_rows(self._rows)
+        self._rows = []
         images, self.images = self.images, ImageTable()
         if isinstance(report.images, ImageTable) and not report.images:
             report.images = images

@@ -147,6 +147,10 @@ class ImageTable(MutableMapping[str, ImageResult]):
         """Store a record already packed (by :func:`pack` or :func:`row_of`)."""
         self._rows[rel] = row
 
+    def set_rows(self, rows: Iterable[tuple[str, str]]) -> None:
+        """:meth:`set_row` of each (site path, packed record) in turn."""
+        self._rows.set_many(rows)
+
     def rows(self) -> Iterator[tuple[str, str]]:
         """(site path, packed record) pairs, in path order, read as they are used."""
         return self._rows.sorted_items()

@@ -16,7 +16,7 @@ build reports does not depend on which side of the threshold a site falls.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any
 
 from ..errors import TempTablesFailed, first_line
@@ -28,6 +28,12 @@ CACHE_KIB = 1024
 
 _ENC = "surrogatepass"
 _MISSING: Any = object()  # pop's default when none is given: a missing key raises KeyError
+_SET = "INSERT OR REPLACE INTO t VALUES (?, ?)"
+# The value after the one held, a NUL between (blobs: byte for byte, NULs and all).
+_APPEND = (
+    "INSERT INTO t VALUES (?, ?) ON CONFLICT (k) DO UPDATE "
+    "SET v = CAST(v || X'00' || excluded.v AS BLOB)"
+)
 
 
 def _b(text: str) -> bytes:
@@ -42,13 +48,13 @@ class Spooled(MutableMapping[str, str]):
     """``{text: text}`` in a dict, then in SQLite past ``spill_at`` entries (see the
     module). Iterates in key order. Not for use from several threads at once."""
 
-    __slots__ = ("_dict", "_db", "_spill_at", "_returning")
+    __slots__ = ("_dict", "_db", "_spill_at", "_returning", "_upsert")
 
     def __init__(self, spill_at: int | None = None) -> None:
         self._dict: dict[str, str] | None = {}
         self._db: Any = None
         self._spill_at = SPILL_AT if spill_at is None else spill_at
-        self._returning = False
+        self._returning = self._upsert = False
 
     @property
     def spilled(self) -> bool:
@@ -67,6 +73,7 @@ class Spooled(MutableMapping[str, str]):
         db.execute("BEGIN")
         db.executemany("INSERT INTO t VALUES (?, ?)", ((_b(k), _b(v)) for k, v in self._items()))
         self._returning = sqlite3.sqlite_version_info >= (3, 35)
+        self._upsert = sqlite3.sqlite_version_info >= (3, 24)  # ON CONFLICT … DO UPDATE
         self._db, self._dict = db, None
 
     def _items(self) -> Iterator[tuple[str, str]]:
@@ -94,7 +101,7 @@ class Spooled(MutableMapping[str, str]):
             if len(held) > self._spill_at:
                 self._spill()
             return
-        self._db.execute("INSERT OR REPLACE INTO t VALUES (?, ?)", (_b(key), _b(value)))
+        self._db.execute(_SET, (_b(key), _b(value)))
 
     def append(self, key: str, value: str) -> None:
         """``value`` as ``key``'s value, or after it, NUL between, when it has one."""
@@ -107,6 +114,36 @@ class Spooled(MutableMapping[str, str]):
         if db.execute("INSERT OR IGNORE INTO t VALUES (?, ?)", (k, _b(value))).rowcount == 0:
             (old,) = db.execute("SELECT v FROM t WHERE k = ?", (k,)).fetchone()
             db.execute("UPDATE t SET v = ? WHERE k = ?", (old + b"\0" + _b(value), k))
+
+    def append_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """:meth:`append` of each pair in turn; a spilled table takes them in one statement
+        (measured: 1.6 µs a row against 2.0 one at a time; SQLite's own insert is most of
+        it)."""
+        rest = iter(pairs)
+        if self._dict is not None:
+            for key, value in rest:
+                self.append(key, value)
+                if self._dict is None:
+                    break  # spilled: the rest in one statement
+            else:
+                return
+        if not self._upsert:
+            for key, value in rest:
+                self.append(key, value)
+            return
+        self._db.executemany(_APPEND, ((_b(k), _b(v)) for k, v in rest))
+
+    def set_many(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """``table[key] = value`` for each pair in turn (one statement when spilled)."""
+        rest = iter(pairs)
+        if self._dict is not None:
+            for key, value in rest:
+                self[key] = value
+                if self._dict is None:
+                    break
+            else:
+                return
+        self._db.executemany(_SET, ((_b(k), _b(v)) for k, v in rest))
 
     def pop(self, key: str, default: Any = _MISSING) -> Any:
         if self._dict is not None:
