@@ -25,6 +25,7 @@ from ssg_dmi.build.report import Report
 from ssg_dmi.build.site import SiteReport, run_site
 
 from .builds import settings, tree
+from .test_build_scaleout import Elsewhere
 
 FOLDERS = ("a", "b/c")  # the same folders at every size: listings must not grow
 PER_PAGE = 4
@@ -194,9 +195,9 @@ def test_a_warm_rebuild_redoes_an_image_whose_outputs_are_not_in_place(
         assert again.summary.cache_hits == 6
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("jobs", [1, 2, "remote"])
 def test_a_build_past_the_spill_threshold_writes_and_reports_what_a_small_one_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int | str
 ) -> None:
     # Past spool.SPILL_AT entries the driver's per-image tables (the plan's groups, the
     # variants found, the report's records) move into SQLite. At 3 every table of this
@@ -219,12 +220,16 @@ def test_a_build_past_the_spill_threshold_writes_and_reports_what_a_small_one_do
         site, cache = make_site(root / "site", 8), root / "cache"
         (site / "a" / "broken.jpg").write_bytes(b"no jpeg at all")
         (site / "b" / "c" / "i0001.jpg-999w.0123456789.webp").write_bytes(b"an old variant")
-        config = settings(widths=[16, 20], formats=["webp"], cache_dir=str(cache), jobs=jobs)
-        reports = [run_site(site, config).images]  # cold
-        reports.append(run_site(site, config).images)  # warm: every image in place
+        workers = 2 if jobs == "remote" else jobs
+        config = settings(widths=[16, 20], formats=["webp"], cache_dir=str(cache), jobs=workers)
+        # "remote": an executor taken for a cluster's (jobs carry their bytes, the driver
+        # places their outputs), as a Dask build runs.
+        elsewhere = Elsewhere() if jobs == "remote" else None
+        reports = [run_site(site, config, executor=elsewhere).images]  # cold
+        reports.append(run_site(site, config, executor=elsewhere).images)  # warm: in place
         (site / "a" / "i0002.jpg").write_bytes(tiny_jpeg(200))  # one image changed
         (site / reports[0].images["b/c/i0003.jpg"].variants[0].path).unlink()  # one redone
-        reports.append(run_site(site, config).images)
+        reports.append(run_site(site, config, executor=elsewhere).images)
         assert [r.summary.errors for r in reports] == [1, 1, 1]
         assert reports[1].summary.cache_hits == 8 and reports[1].summary.files_written == 0
         seen[spill_at] = (tree(site), [r.as_json() for r in reports], len(spills))
