@@ -240,8 +240,8 @@ def run(
     skipped: list[str] = []
     stream, errors = plan_stream(site, settings, cache_dir, overrides, existing, skipped)
     report = Report(errors=dict(errors), warnings=warnings, skipped=skipped)
-    # Each result goes into the report as it comes (a compact record per image), and the
-    # keys the build used into a list: no per-image result is held to the end.
+    # Each result goes into the report's table as it comes (a compact record per image) and
+    # its keys into the build's record: no per-image result is held to the end.
     collected = Collector(
         record=cache_dir is not None and shard is None, existing=existing if shard is None else None
     )
@@ -507,10 +507,10 @@ def _bar(total: int, done: int, enabled: bool | None) -> Any:
 
 
 class Collector:
-    """A build's results as they come, kept small: per source its paths and one packed
-    record (see :class:`~ssg_dmi.build.report.ImageTable`), the summary's counts, and the
-    keys the build used. :meth:`fill` puts them in the report in the order of the sources'
-    first paths, as a report made from every result at once had them."""
+    """A build's results as they come, kept small: per path one packed record (see
+    :class:`~ssg_dmi.build.report.ImageTable`, in SQLite past its threshold), the errors
+    and notes, the summary's counts, and the keys the build used (in a temporary file past
+    theirs). :meth:`fill` puts them in the report."""
 
     def __init__(self, record: bool, existing: Listing | None = None) -> None:
         self.record = record  # whether the keys used are kept (for the cache's record)
@@ -518,8 +518,8 @@ class Collector:
         # stale variants noted) and dropped as its result comes, not held to the end.
         self.existing = existing
         self.stale: list[str] = []
-        # The keys the build used (results' keys and aliases), 32 raw bytes each: a large
-        # site's list of key texts was about 120 bytes per image, held to the end.
+        # The keys the build used (results' keys and aliases), 32 raw bytes each (a list of
+        # key texts was about 120 bytes per image), to a temporary file past the threshold.
         self.used = SpooledBytes()
         self.cache_errors: set[str] = set()
         self.sources = 0
@@ -530,12 +530,6 @@ class Collector:
         self._rows: list[tuple[str, str]] = []  # the next batch for images
         self.errors: dict[str, str] = {}
         self.notes: dict[str, list[str]] = {}
-
-    def taken(self, result: JobResult) -> JobResult:
-        """:meth:`add` for :func:`~ssg_dmi.build.workers.execute`'s ``after``: what it
-        keeps of the result is one shared empty record."""
-        self.add(result)
-        return _TAKEN
 
     def add(self, result: JobResult) -> None:
         totals = self.totals
@@ -609,9 +603,6 @@ class Collector:
         self.totals.sources = self.sources
         self.totals.errors = len(report.errors)
         report.summary = self.totals
-
-
-_TAKEN = JobResult(relpaths=(), key="")
 
 
 def write_report(report: Report, path: Path) -> None:
