@@ -120,3 +120,22 @@ def test_thread_pool_executor_gives_the_same_outputs(tmp_path: Path, pristine: P
     serial = copy_site(pristine, tmp_path / "serial")
     assert report.images == build(serial, None, **CACHED).images
     assert tree(site) == tree(serial)
+
+
+def test_a_terminated_pool_leaves_no_manager_thread_for_the_exit_hook() -> None:
+    # Ctrl-C kills the workers; the pool's manager thread then closes its wake-up pipe.
+    # If it is still closing when the interpreter exits, CPython 3.11's exit hook writes to
+    # that pipe and prints "Exception ignored … Bad file descriptor" after our message.
+    import time
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ssg_dmi.build.workers import terminate
+
+    pool = ProcessPoolExecutor(2)
+    futures = [pool.submit(time.sleep, 30) for _ in range(4)]
+    while not any(f.running() for f in futures):
+        time.sleep(0.01)
+    manager = pool._executor_manager_thread  # type: ignore[attr-defined]
+    assert manager is not None and manager.is_alive()
+    terminate(pool)
+    assert not manager.is_alive()

@@ -107,6 +107,7 @@ def terminate(pool: ProcessPoolExecutor) -> None:
     # `_processes` is private, but it is the only handle on the workers: shutdown() alone
     # waits for every running job to finish, which is what made Ctrl-C take 20-40 s.
     processes = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
@@ -115,6 +116,12 @@ def terminate(pool: ProcessPoolExecutor) -> None:
         if process.is_alive():
             process.kill()
             process.join(1.0)
+    # The pool's manager thread sees its workers gone and closes its wake-up pipe. Waited
+    # for here: otherwise the interpreter's exit hook may write to that pipe while it
+    # closes (a CPython 3.11 race) and print "Exception ignored … Bad file descriptor" after
+    # the build's one-line message.
+    if manager is not None:
+        manager.join(1.0)
 
 
 class Progress:
