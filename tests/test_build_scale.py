@@ -207,9 +207,9 @@ def test_a_build_past_the_spill_threshold_writes_and_reports_what_a_small_one_do
     spills: list[int] = []
     real_spill = spool.Spooled._spill
 
-    def counted(table: spool.Spooled) -> None:
+    def counted(table: spool.Spooled, held: dict[str, str]) -> None:
         spills.append(1)
-        real_spill(table)
+        real_spill(table, held)
 
     monkeypatch.setattr(spool.Spooled, "_spill", counted)
     seen = {}

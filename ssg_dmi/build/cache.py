@@ -270,7 +270,7 @@ class Cache:
         a bucket that is not there or refuses the credentials)."""
         self.store.check_writable()
 
-    def record_build(self, used: bytes | bytearray | SpooledBytes, site: Path) -> None:
+    def record_build(self, used: SpooledBytes, site: Path) -> None:
         """Remember which keys the last build of ``site`` used (each site its own record,
         so pruning after one site's build keeps what another site sharing the cache uses).
         ``used``: the keys as 32 raw bytes each, in the order used (the record's reader
@@ -278,11 +278,7 @@ class Cache:
         of a 100,000-image record is 6.8 MB), never a text object per key."""
         where = str(site.resolve())
         name = f"{LAYOUT}/builds/{sha256(where.encode('utf-8', 'surrogateescape'))[:16]}.json"
-        size = 32 * 1024  # 1,024 keys a piece
-        if isinstance(used, SpooledBytes):
-            pieces = used.pieces(size)
-        else:
-            pieces = (bytes(used[start : start + size]) for start in range(0, len(used), size))
+        pieces = used.pieces(32 * 1024)  # 1,024 keys a piece
 
         def chunks() -> Iterator[bytes]:
             yield json.dumps({"site": where, "time": time.time()})[:-1].encode()

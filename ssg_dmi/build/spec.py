@@ -170,11 +170,9 @@ def placements(
     original last, so a build stopped on the way leaves each source as it was until its
     variants are there."""
     root = os.fspath(site)
-    for index in (*range(1, len(outputs)), 0):
-        if index == 0:
-            yield 0, [os.path.join(root, rel) for rel in relpaths]
-        else:
-            yield index, [os.path.join(root, variant_path(rel, outputs[index])) for rel in relpaths]
+    for index in range(1, len(outputs)):
+        yield index, [os.path.join(root, variant_path(rel, outputs[index])) for rel in relpaths]
+    yield 0, [os.path.join(root, rel) for rel in relpaths]
 
 
 def place(site: Path, relpaths: tuple[str, ...], pairs: list[tuple[Output, bytes]]) -> int:
