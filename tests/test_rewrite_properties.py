@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -11,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ssg_dmi.build.pagememo import Lookups
+from ssg_dmi.build.site import _rewrite_page
 from ssg_dmi.pages.context import PageContext
 from ssg_dmi.pages.rewrite import rewrite
 from ssg_dmi.pages.scan import scan
@@ -360,8 +363,15 @@ def check_properties(
         keep = {k: v for k, v in old.items() if k not in moved and (k != "style" or not moved)}
         assert keep.items() <= new.items()
         assert set(new) - set(old) <= ADDED
-    # (c) Idempotent.
-    assert rewrite(out, c) == out
+    # (c) Idempotent, asking for the same images: the page record (build.pagememo) keeps
+    # a written page as unchanged under the lookups that made it, without rewriting it.
+    first, again = Lookups(c.images, repr), Lookups(c.images, repr)
+    assert rewrite(doc, replace(c, images=first)) == out
+    assert rewrite(out, replace(c, images=again)) == out
+    assert again.asked == first.asked
+    # So is the whole page step the build runs (the adapter's declared value, the ratio CSS).
+    page = _rewrite_page(doc, c, "DMI-PROHIBITED", c.base_url, [])
+    assert _rewrite_page(page, c, "DMI-PROHIBITED", c.base_url, []) == page
     # Every candidate is a real file at its real width; scan sees the images we wrote.
     check_srcsets(doc, out, c)
     local = [resolve(s, c.page_path, c.base_url) for s in sources if s is not None]
