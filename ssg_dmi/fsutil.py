@@ -139,11 +139,15 @@ def read_file(path: str) -> bytes:
 
 def read_all(fd: int, expected: int) -> bytes:
     """The rest of the open file ``fd``, to its end; ``expected``: how much that is as far
-    as known (then it is read in one call, and a second finds the end)."""
+    as known. One call asks for a byte more than that: a regular file answers short only
+    at its end, so one of the expected size is read in that call (a second, looking for
+    the end, allocated a 1 MiB buffer per file). A file longer than expected is read on."""
     chunks = []
     want = expected + 1
     while chunk := os.read(fd, want):
         chunks.append(chunk)
+        if len(chunk) == expected == want - 1:
+            break
         want = _CHUNK
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

@@ -124,11 +124,16 @@ def test_past_the_spill_threshold_a_warm_build_holds_almost_nothing_per_image(
     # The plan's groups, the variants found and the report's records move into SQLite
     # past spool.SPILL_AT entries (its page cache is bounded: tests/test_spool.py). What
     # the Python heap still holds per image: nothing (the keys for the cache's record go to
-    # a temporary file too).
-    from ssg_dmi.build import spool
+    # a temporary file too). The buffers that are bounded, not per image, are made small
+    # enough to be full at both sizes: the cache's record is written 1,024 keys at a time
+    # (72 KB of text) gathered into writes of up to 1 MiB.
+    from ssg_dmi import fsutil
+    from ssg_dmi.build import cache, spool
 
     monkeypatch.setattr(job_module, "render", stub_render)
     monkeypatch.setattr(spool, "SPILL_AT", 100)
+    monkeypatch.setattr(cache, "RECORD_PIECE", 32 * 16)
+    monkeypatch.setattr(fsutil, "_CHUNK", 4096)
     small, large = warm_peak(tmp_path, 500), warm_peak(tmp_path, 2500)
     assert (large - small) / 2000 < 40
 

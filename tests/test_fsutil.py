@@ -219,6 +219,23 @@ def test_read_all_reads_to_the_end_whatever_size_was_expected(
         os.close(fd)
 
 
+def test_a_file_of_the_expected_size_is_read_in_one_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each cache entry and source is read so: a second call to find the end cost an
+    # os.read (and a 1 MiB buffer) per file.
+    path = tmp_path / "entry.json"
+    path.write_bytes(b"x" * 740)
+    real, asked = os.read, []
+
+    def counted(fd: int, n: int) -> bytes:
+        asked.append(n)
+        return real(fd, n)
+
+    monkeypatch.setattr(os, "read", counted)
+    assert fsutil.read_file(str(path)) == b"x" * 740 and asked == [741]
+
+
 def test_write_all_finishes_a_short_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real, sizes = os.write, []
 

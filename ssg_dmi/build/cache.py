@@ -161,6 +161,9 @@ def make_key(source_sha: str, fingerprint: str) -> str:
     return sha256(f"{__version__}\0{source_sha}\0{fingerprint}".encode())
 
 
+RECORD_PIECE = 32 * 1024  # bytes of keys (1,024) turned into text at a time for the record
+
+
 class Cache:
     """The store; every method is safe to call from several processes (and, with an object
     store, several machines) at once."""
@@ -170,6 +173,10 @@ class Cache:
         self.location = self.store.location
         # Seals (blob digest -> file state) of the entries this object has read.
         self._seals: dict[str, FileState] = {}
+
+    def forget_seals(self) -> None:
+        """Drop the seals read and not used yet (a reader of many entries, one at a time)."""
+        self._seals.clear()
 
     @property
     def root(self) -> Path:
@@ -278,7 +285,7 @@ class Cache:
         of a 100,000-image record is 6.8 MB), never a text object per key."""
         where = str(site.resolve())
         name = f"{LAYOUT}/builds/{sha256(where.encode('utf-8', 'surrogateescape'))[:16]}.json"
-        pieces = used.pieces(32 * 1024)  # 1,024 keys a piece
+        pieces = used.pieces(RECORD_PIECE)
 
         def chunks() -> Iterator[bytes]:
             yield json.dumps({"site": where, "time": time.time()})[:-1].encode()
