@@ -218,3 +218,21 @@ def test_a_corrupt_cache_blob_is_a_miss_not_an_error(tmp_path: Path, pristine: P
     report = build(copy_site(pristine, tmp_path / "two"), cache, **CACHED)
     assert report.errors == {}
     assert tree(tmp_path / "two") == tree(tmp_path / "one")
+
+
+def test_jobs_share_one_cache_per_thread_and_never_a_stale_seal(tmp_path: Path) -> None:
+    # A job opens the cache once per worker thread, not once per image; the seals one job
+    # read and did not use are not the next job's.
+    import threading
+
+    from ssg_dmi.build import job
+
+    first = job._cache(str(tmp_path / "c"))
+    first._seals["ab" * 32] = (1, 2, 3, 4, 5)
+    assert job._cache(str(tmp_path / "c")) is first and not first._seals
+    assert job._cache(str(tmp_path / "other")) is not first
+    elsewhere: list[Cache] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(job._cache(str(tmp_path / "c"))))
+    thread.start()
+    thread.join()
+    assert elsewhere and elsewhere[0] is not first

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -296,7 +297,7 @@ def _run(job: Job, result: JobResult) -> None:
     if job.failed is not None:
         raise ImageError(job.failed)
     site = Path(job.site)
-    cache = Cache(job.cache_dir) if job.cache_dir else None
+    cache = _cache(job.cache_dir) if job.cache_dir else None
     if cache is None or not _from_cache(cache, job, site, result):
         data = (
             job.data if job.data is not None else read_file(os.path.join(job.site, job.relpaths[0]))
@@ -320,6 +321,20 @@ def _run(job: Job, result: JobResult) -> None:
             result.written = place(site, job.relpaths, pairs)
     if cache is not None:
         result.aliases = alias_keys(job, result.outputs[0])
+
+
+_CACHES: dict[tuple[int, str], Cache] = {}
+
+
+def _cache(location: str) -> Cache:
+    """The cache at ``location`` for this thread's jobs: opened once, not per job (which
+    cost a store, its path parsing and a seal table for each image). The seals one job
+    found and did not use are dropped before the next."""
+    opened = _CACHES.get(where := (threading.get_ident(), location))
+    if opened is None:
+        opened = _CACHES[where] = Cache(location)
+    opened.forget_seals()
+    return opened
 
 
 def _placed_before(data: bytes, job: Job, cache: Cache | None) -> bool:
