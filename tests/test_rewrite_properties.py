@@ -372,6 +372,12 @@ def check_properties(
     # So is the whole page step the build runs (the adapter's declared value, the ratio CSS).
     page = _rewrite_page(doc, c, "DMI-PROHIBITED", c.base_url, [])
     assert _rewrite_page(page, c, "DMI-PROHIBITED", c.base_url, []) == page
+    # What the scan finds is the same before and after (the page record keeps the read
+    # page's scan for the written one), unless a declared value was written in.
+    found = scan(doc, c.page_path, c.base_url)
+    assert scan(out, c.page_path, c.base_url) == found
+    if found.dmi is not None:
+        assert scan(page, c.page_path, c.base_url) == found
     # Every candidate is a real file at its real width; scan sees the images we wrote.
     check_srcsets(doc, out, c)
     local = [resolve(s, c.page_path, c.base_url) for s in sources if s is not None]

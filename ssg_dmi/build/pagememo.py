@@ -138,6 +138,20 @@ class PageMemo:
         self._scans[rel] = text
         return found
 
+    def written(self, rel: str, read: str, wrote: str, base_url: str, declared: bool) -> bool:
+        """Record the scan of the text the build wrote for ``rel`` (digest ``wrote``) as
+        the scan of the text it read (digest ``read``), held since the pages were scanned:
+        a rewrite changes no ``<img>`` ``src``, ``data-dmi`` or ``data-watermark``, no
+        ``<base>`` and no ssg-dmi meta (the rewrite's property test holds it to that).
+        False, to scan the written text instead, when no scan of that text is held or when
+        the adapter ``declared`` a value for a page that had none (it was written in)."""
+        entry = _parsed(self._scans.get(rel))
+        if not _recorded(entry, read, base_url) or (declared and entry[2] is None):
+            return False
+        entry[0] = wrote
+        self._scans[rel] = _text(entry)
+        return True
+
     def unchanged(self, rel: str, digest: str, context: str, answer: Callable[[str], str]) -> bool:
         """Whether the page ``rel`` (text ``digest``) was seen to come out of a rewrite with
         these inputs as it went in, noting nothing; if so it is kept in the next record."""

@@ -179,12 +179,13 @@ def rewrite_pages(
             continue
         if memo is not None:
             # The next build reads what was written: its scan is known now.
-            memo.scan(rel, dataclasses.replace(page, text=out), settings.base_url, fresh=True)
+            written = text_digest(out, page.encoding, page.bom)
+            if not memo.written(rel, digest, written, settings.base_url, bool(declared)):
+                memo.scan(rel, dataclasses.replace(page, text=out), settings.base_url, fresh=True)
             if not misses:
                 # The rewrite is idempotent (pages.rewrite's contract, a property test
                 # holds it to that), so the written text, rewritten with these inputs,
                 # gives itself; it shows the same images, so it asks the same lookups.
-                written = text_digest(out, page.encoding, page.bom)
                 memo.remember(rel, written, context, lookups.asked)
     return changed, notes
 
