@@ -27,7 +27,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,7 +91,8 @@ def hash_files(
             yield tag, _hash_path(path)
         return
     pending: deque[tuple[T, Hashed | Future[Hashed]]] = deque()
-    with ThreadPoolExecutor(count, thread_name_prefix="ssg-dmi-hash") as pool:
+    pool: Executor | None = None  # made for the first large file: most sites have none
+    try:
         for tag, path in items:
             try:
                 fd = os.open(path, OPEN_READ)
@@ -105,11 +106,18 @@ def hash_files(
                 if size < HASH_INLINE_BYTES:
                     pending.append((tag, _hash_fd(fd, size)))
                 else:
+                    if pool is None:
+                        from concurrent.futures import ThreadPoolExecutor
+
+                        pool = ThreadPoolExecutor(count, thread_name_prefix="ssg-dmi-hash")
                     pending.append((tag, pool.submit(_hash_fd, fd, size)))
             while len(pending) > 4 * count or (pending and _ready(pending[0][1])):
                 yield _settled(*pending.popleft())
         while pending:
             yield _settled(*pending.popleft())
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
 def _hash_path(path: str) -> Hashed:

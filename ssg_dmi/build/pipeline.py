@@ -11,7 +11,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import replace
 from itertools import chain, islice
 from pathlib import Path
@@ -341,6 +341,8 @@ def in_cache(
     cache = Cache(cache_dir)
     # An object store answers each lookup over the network: many at once, not in a row.
     threads = 16 if is_remote(cache_dir) else 1
+    from concurrent.futures import ThreadPoolExecutor  # shards only
+
     with ThreadPoolExecutor(threads) as pool:
         found = list(pool.map(lambda j: cache.get(j.key), jobs))
     for job, stored in zip(jobs, found, strict=True):

@@ -8,7 +8,6 @@ bad value and what is allowed, raised here, before any file of the site is touch
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,6 +66,8 @@ def load_settings(
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only with a config file: a build without one never loads it
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
