@@ -5,6 +5,7 @@ rebuild writes nothing, prune and clear, and a corrupt blob is a miss.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -236,3 +237,11 @@ def test_jobs_share_one_cache_per_thread_and_never_a_stale_seal(tmp_path: Path) 
     thread.start()
     thread.join()
     assert elsewhere and elsewhere[0] is not first
+    # A forked worker starts with none (an object store's client must not cross a fork).
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, b"%d" % len(job._CACHES))
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert job._CACHES and os.read(read, 16) == b"0"

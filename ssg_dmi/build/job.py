@@ -324,6 +324,8 @@ def _run(job: Job, result: JobResult) -> None:
 
 
 _CACHES: dict[tuple[int, str], Cache] = {}
+# A forked worker opens its own (an object store's client must not cross a fork).
+os.register_at_fork(after_in_child=_CACHES.clear)
 
 
 def _cache(location: str) -> Cache:
