@@ -8,6 +8,7 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -139,3 +140,78 @@ def test_a_terminated_pool_leaves_no_manager_thread_for_the_exit_hook() -> None:
     assert manager is not None and manager.is_alive()
     terminate(pool)
     assert not manager.is_alive()
+
+
+# --- small jobs go to the workers in batches ---------------------------------------------
+
+
+def _echo(job):  # type: ignore[no-untyped-def]
+    """A job run in a worker (module level, so a forked worker has it): dies on "bad"."""
+    import os
+
+    from ssg_dmi.build.spec import JobResult
+
+    if "bad" in job.relpaths[0]:
+        os._exit(3)
+    return JobResult(relpaths=job.relpaths, key="", source_bytes=job.source_bytes)
+
+
+def _jobs(sizes: list[tuple[str, int]]) -> list[Any]:
+    from ssg_dmi.build.spec import Job
+    from ssg_dmi.policy import ImagePolicy
+
+    from .test_watermark import options
+
+    return [
+        Job("/nowhere", (rel,), "0" * 64, size, ImagePolicy(), options(None), None)
+        for rel, size in sizes
+    ]
+
+
+def _execute(jobs: list[Any]) -> tuple[dict[str, Any], int]:
+    """Run ``jobs`` on the build's own pool of 2: each result by path, how many sends."""
+    from ssg_dmi.build.workers import Progress, Workers, execute
+
+    runner, results = Workers(2), {}
+    pool = runner.pool
+    sends, real = [], pool.submit
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        sends.append(args)
+        return real(*args, **kwargs)
+
+    pool.submit = counted  # type: ignore[method-assign]
+    try:
+        execute(
+            jobs,
+            _echo,
+            runner,
+            Progress(len(jobs)),
+            4,
+            lambda j, r: results.update({j.relpaths[0]: r}),
+        )
+    finally:
+        runner.shutdown()
+    return results, len(sends)
+
+
+def test_small_jobs_go_to_the_workers_in_batches_large_ones_alone() -> None:
+    from ssg_dmi.build.workers import BATCH_BYTES, BATCH_JOBS
+
+    large = [(f"large{i}.jpg", BATCH_BYTES + i) for i in range(3)]
+    small = [(f"small{i:02d}.png", 900) for i in range(2 * BATCH_JOBS + 5)]
+    results, sends = _execute(_jobs(large + small))
+    # Each job its own result (a batch's come back in order), in 3 + 3 sends, not 40.
+    assert sorted(results) == sorted(rel for rel, _ in large + small)
+    assert all(r.relpaths == (rel,) and r.error is None for rel, r in results.items())
+    assert sends == len(large) + 3
+
+
+def test_a_worker_dying_in_a_batch_is_one_images_error_and_its_batch_finishes() -> None:
+    from ssg_dmi.build.workers import WORKER_DIED
+
+    names = [f"p{i}.png" for i in range(5)] + ["bad.png"] + [f"q{i}.png" for i in range(30)]
+    results, _ = _execute(_jobs([(n, 500) for n in names]))
+    assert sorted(results) == sorted(names)
+    assert results["bad.png"].error == WORKER_DIED
+    assert all(r.error is None for n, r in results.items() if n != "bad.png")
