@@ -3,7 +3,7 @@
 Usage (see bench/README.md, "Scaling"):
 
     python bench/scale.py [--sizes 1000,4000,16000] [--work DIR] [--jobs 2] [--check]
-    python bench/scale.py --dry-run 100000 [--work DIR]
+    python bench/scale.py --dry-run 100000 [--work DIR] [--jobs 1]
 
 Sizes mode: for each size a generated site of that many distinct 320x240 JPEGs, 20 per
 page, is copied fresh and built twice with the CLI, `ssg-dmi build SITE --jobs N` and a
@@ -12,10 +12,10 @@ site: nothing changed). Each row: seconds and milliseconds per image, the warm/c
 ratio, and the peak resident memory of the driver and of the largest worker.
 
 Dry-run mode: a site of N files of a few bytes each (and pages showing them) is built by
-the real CLI in one process with the pixel work stubbed (`job.render` returns the bytes
-as the original and one synthetic variant): the walk, hashing, planning, cache writes and
-lookups, placing, page rewriting and site files all run for real. Cold then warm, with
-the driver's peak memory.
+the real CLI in one process (or with `--jobs N` workers) with the pixel work stubbed
+(`job.render` returns the bytes as the original and one synthetic variant): the walk,
+hashing, planning, cache writes and lookups, placing, page rewriting and site files all
+run for real. Cold then warm, with the driver's peak memory.
 
 A benchmark, not a test: it prints figures (and the issue's targets beside them) and
 exits non-zero only when a build failed.
@@ -341,7 +341,7 @@ def dry_mode(args: argparse.Namespace) -> int:
         runs = []
         for kind in ("cold", "warm"):
             report = work / f"tiny-report-{count}-{kind}.json"
-            argv = ["build", str(site), "--jobs", "1", "--cache-dir", str(cache)]
+            argv = ["build", str(site), "--jobs", str(args.jobs), "--cache-dir", str(cache)]
             argv += ["--report", str(report), "--no-progress"]
             cmd = [sys.executable, str(Path(__file__).resolve()), "--stub-child", *argv]
             log = work / f"tiny-{count}-{kind}.log"
@@ -358,7 +358,7 @@ def dry_mode(args: argparse.Namespace) -> int:
             print(f"   {s.get('images')} images, {s.get('cache_hits')} from cache")
             runs.append(run)
         rows.append((count, runs))
-    print("\nDry run, pixels stubbed, --jobs 1: walk, hash, plan, cache, place, pages")
+    print(f"\nDry run, pixels stubbed, --jobs {args.jobs}: walk, hash, plan, cache, place, pages")
     print("| images | cold s | cold µs/img | warm s | warm µs/img | driver MB cold / warm |")
     print("|---|---|---|---|---|---|")
     for count, (cold, warm) in rows:
@@ -380,10 +380,16 @@ def main() -> int:
         help="image counts (default 1000,4000; the README table adds 16000)",
     )
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "bench-scale")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        help="workers (default: 2 for the sizes; 1 for the dry run, the driver alone)",
+    )
     parser.add_argument("--check", action="store_true", help="also time `ssg-dmi check`")
     parser.add_argument("--dry-run", type=int, metavar="N", help="the stubbed N-image run")
     args = parser.parse_args()
+    if args.jobs is None:
+        args.jobs = 1 if args.dry_run else 2
     args.work.mkdir(parents=True, exist_ok=True)
     try:
         if args.dry_run:
