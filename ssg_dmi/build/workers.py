@@ -233,10 +233,11 @@ def _pooled(
         executor = runner.pool if isinstance(runner, Workers) else runner
         future: Future[Any]
         try:
+            sent = [prepare(job) for job in batch] if prepare else batch
             if batching:
-                future = executor.submit(run_batch, run, batch)
+                future = executor.submit(run_batch, run, sent)
             else:
-                future = executor.submit(run, prepare(batch[0]) if prepare else batch[0])
+                future = executor.submit(run, sent[0])
             in_flight[future] = batch
         except BrokenExecutor:
             if isinstance(runner, Workers) and in_flight:
