@@ -168,19 +168,19 @@ def _jobs(sizes: list[tuple[str, int]]) -> list[Any]:
     ]
 
 
-def _execute(jobs: list[Any]) -> tuple[dict[str, Any], int]:
-    """Run ``jobs`` on the build's own pool of 2: each result by path, how many sends."""
+def _execute(jobs: list[Any]) -> tuple[dict[str, Any], list[int]]:
+    """Run ``jobs`` on the build's own pool of 2: each result by path, the jobs per send."""
     from ssg_dmi.build.workers import Progress, Workers, execute
 
     runner, results = Workers(2), {}
     pool = runner.pool
     sends, real = [], pool.submit
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        sends.append(args)
-        return real(*args, **kwargs)
+    def counted(fn: Any, run: Any, batch: list[Any]) -> Any:
+        sends.append(len(batch))
+        return real(fn, run, batch)
 
-    pool.submit = counted  # type: ignore[method-assign]
+    pool.submit = counted  # type: ignore[assignment]
     try:
         execute(
             jobs,
@@ -192,26 +192,30 @@ def _execute(jobs: list[Any]) -> tuple[dict[str, Any], int]:
         )
     finally:
         runner.shutdown()
-    return results, len(sends)
+    return results, sends
 
 
 def test_small_jobs_go_to_the_workers_in_batches_large_ones_alone() -> None:
     from ssg_dmi.build.workers import BATCH_BYTES, BATCH_JOBS
 
     large = [(f"large{i}.jpg", BATCH_BYTES + i) for i in range(3)]
-    small = [(f"small{i:02d}.png", 900) for i in range(2 * BATCH_JOBS + 5)]
+    small = [(f"small{i:03d}.png", 900) for i in range(400)]
     results, sends = _execute(_jobs(large + small))
-    # Each job its own result (a batch's come back in order), in 3 + 3 sends, not 40.
+    # Each job its own result (a batch's come back in order).
     assert sorted(results) == sorted(rel for rel, _ in large + small)
     assert all(r.relpaths == (rel,) and r.error is None for rel, r in results.items())
-    assert sends == len(large) + 3
+    # The large ones alone; the small ones 16 at a time, the batches shrinking to one job
+    # at the end so no worker is left with a long one.
+    assert sends[:3] == [1, 1, 1] and max(sends) == BATCH_JOBS and sends[-4:] == [1, 1, 1, 1]
+    assert sum(sends) == len(large + small) and len(sends) < len(small) // 4
 
 
 def test_a_worker_dying_in_a_batch_is_one_images_error_and_its_batch_finishes() -> None:
     from ssg_dmi.build.workers import WORKER_DIED
 
-    names = [f"p{i}.png" for i in range(5)] + ["bad.png"] + [f"q{i}.png" for i in range(30)]
-    results, _ = _execute(_jobs([(n, 500) for n in names]))
+    names = [f"p{i}.png" for i in range(5)] + ["bad.png"] + [f"q{i}.png" for i in range(194)]
+    results, sends = _execute(_jobs([(n, 500) for n in names]))
+    assert sends[0] > 6  # "bad.png" died inside a batch
     assert sorted(results) == sorted(names)
     assert results["bad.png"].error == WORKER_DIED
     assert all(r.error is None for n, r in results.items() if n != "bad.png")

@@ -199,6 +199,8 @@ def _cancel(runner: Executor) -> None:
 # Small images go to a worker several at a time: sending a job and its result through the
 # pool costs a few hundred µs of the driver's and a worker's time, as much as the pixel
 # work of an icon (2,000 64x64 PNGs on 2 workers: 1.2x one process's speed, one at a time).
+# Near the end the batches shrink to one job, so no worker is left with a long batch (a
+# few bytes of PNG can be many pixels) while the others have nothing to do.
 BATCH_BYTES = 256 * 1024  # sources in one batch, together at most this (a larger one alone)
 BATCH_JOBS = 16
 
@@ -265,7 +267,10 @@ def _pooled(
         if job is None:
             return None
         batch, size = [job], job.source_bytes
-        while batching and len(batch) < BATCH_JOBS and size < BATCH_BYTES:
+        # A batch takes at most a quarter of a window's share of the jobs not sent yet.
+        unsent = progress.total - progress.done - sum(map(len, in_flight.values()))
+        most = min(BATCH_JOBS, unsent // (4 * window)) if batching else 1
+        while len(batch) < most and size < BATCH_BYTES:
             more = take()
             if more is None:
                 break
