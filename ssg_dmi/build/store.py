@@ -171,7 +171,7 @@ class FolderStore:
         return read_file(self._prefix + name)
 
     def write(self, name: str, data: bytes) -> None:
-        atomic_write(self.path(name), data)
+        atomic_write(self._prefix + name, data)
 
     def write_sealed(self, name: str, data: bytes) -> FileState | None:
         """Write the blob ``name`` atomically (as :meth:`write`) and return its seal: its
