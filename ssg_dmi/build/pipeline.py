@@ -367,7 +367,6 @@ def _remote_plan(
     from .remote import delivered, for_remote
 
     cache = Cache(cache_dir) if isinstance(cache_dir, Path) else None
-    local_cache = isinstance(cache_dir, Path)
 
     def send() -> Iterator[Job]:
         for job in jobs:
@@ -379,7 +378,7 @@ def _remote_plan(
     def deliver(job: Job, result: JobResult) -> JobResult:
         return delivered(site, job, result, cache, place=place)
 
-    return send(), deliver, lambda job: for_remote(site, job, local_cache)
+    return send(), deliver, lambda job: for_remote(site, job, cache is not None)
 
 
 def unplaced(
