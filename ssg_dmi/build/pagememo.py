@@ -2,8 +2,9 @@
 
 The page rewrite (``build.site.rewrite_pages``) is a pure function of the page's text, what
 the build knows of each image the page shows, a few settings and this package's code. A
-page whose rewrite was seen to change nothing and to note nothing is remembered in the
-cache folder (``v1/pages/<site>.json``, one record per site folder) by a digest of its text
+page whose rewrite was seen to change nothing and to note nothing, or that a rewrite just
+wrote noting nothing (the rewrite is idempotent: it gives that text again), is remembered
+in the cache folder (``v1/pages/<site>.json``, one record per site folder) by a digest of its text
 and a digest of everything else the rewrite read: the settings it was given and, for each
 image path it looked up, what the build knew of that image (or that it knew nothing). On
 the next build a page whose text and inputs give the same two digests is left as it is
@@ -153,8 +154,8 @@ class PageMemo:
         return True
 
     def unchanged(self, rel: str, digest: str, context: str, answer: Callable[[str], str]) -> bool:
-        """Whether the page ``rel`` (text ``digest``) was seen to come out of a rewrite with
-        these inputs as it went in, noting nothing; if so it is kept in the next record."""
+        """Whether the page ``rel`` (text ``digest``) is remembered as what a rewrite with
+        these inputs gives, noting nothing; if so it is kept in the next record."""
         text = self._old.get(rel)
         entry = _parsed(text)
         if not (
@@ -174,8 +175,8 @@ class PageMemo:
         return True
 
     def remember(self, rel: str, digest: str, context: str, asked: dict[str, str]) -> None:
-        """Note that the page ``rel`` (text ``digest``) came out of a rewrite with these
-        inputs as it went in, noting nothing; ``asked``: :attr:`Lookups.asked`."""
+        """Note that a rewrite with these inputs gives the page ``rel`` (text ``digest``) as
+        it is, noting nothing; ``asked``: :attr:`Lookups.asked`."""
         if "\0all" in asked:
             return
         paths = sorted(asked)
