@@ -750,8 +750,11 @@ def run_batch(batch: Sequence[Mutant], work: Path, hang: float, out: Findings) -
         names = ", ".join(m.name for m in batch) if len(batch) <= 4 else f"{len(batch)} mutants"
         if len(batch) > 1:  # narrow it down to the mutants that cause it
             shutil.rmtree(folder, ignore_errors=True)
+            before = len(out.escaped)
             for m in batch:
                 run_batch([m], work, hang, out)
+            if len(out.escaped) == before:  # only together (a pool, its batches): say so
+                out.escaped.append(f"{names} together, none alone: {problem}")
             return
         out.escaped.append(f"{names} ({batch[0].how}): {problem}")
     _check_site(site, report, batch, out)
