@@ -42,6 +42,20 @@ def test_fuzzed_images_through_build() -> None:
 
 
 @needs_exiftool
+def test_fuzzed_images_through_the_worker_pool_in_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same checks with 2 workers: the mutants are small, so they go to the workers in
+    # batches (build.workers.BATCH_JOBS), and one that kills its worker takes a batch down.
+    args = list(fuzz.BUILD_ARGS)
+    args[args.index("--jobs") + 1] = "2"
+    monkeypatch.setattr(fuzz, "BUILD_ARGS", tuple(args))
+    findings = fuzz.run_builds(SEED + 1, 200, batch_size=100, hang=60, log=False)
+    problems = findings.escaped + findings.contained + findings.hangs + findings.untagged
+    problems += findings.refused
+    assert not problems + findings.temp_files, "\n".join(problems[:20]) + findings.summary()
+    assert findings.mutants == 200 and 0 < findings.errors_reported < 200
+
+
+@needs_exiftool
 def test_a_mutant_that_hangs_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     batch = [fuzz.mutant(SEED, i) for i in range(5)]
     slow = batch[3]
